@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Configure, build and test normkit with CMake presets.
+# Usage: cmake/run-tests.sh [preset...]   (default: native baseline asan-native asan-baseline)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source cmake/install-deps.sh
+
+presets=("$@")
+((${#presets[@]})) || presets=(native baseline asan-native asan-baseline)
+
+normkit_install_deps
+
+declare -A result
+failed=0
+for preset in "${presets[@]}"; do
+  echo
+  echo "======== preset: $preset ========"
+  start=$SECONDS
+  if cmake --preset "$preset" &&
+     cmake --build --preset "$preset" --parallel 2 &&
+     ctest --preset "$preset"; then
+    result[$preset]="PASS"
+  else
+    result[$preset]="FAIL"
+    failed=1
+  fi
+  result[$preset]+=" ($((SECONDS - start)) s)"
+done
+
+echo
+echo "======== summary ========"
+for preset in "${presets[@]}"; do
+  printf '  %-16s %s\n' "$preset" "${result[$preset]}"
+done
+echo "  total            $SECONDS s"
+exit "$failed"

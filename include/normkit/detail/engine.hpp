@@ -1,0 +1,249 @@
+// normkit/detail/engine.hpp - the one slice engine: reduce, decide, map.
+//
+// Every functor runs here. A functor supplies
+//   using statistic = ...;                    // what each slice reduces to
+//   SliceMap<A> finalize(const Total<A>&);    // epsilon, degenerate slices, NaN
+//   static constexpr bool exponential;        // map is exp(x - c) * s, not affine
+// and the engine walks the slices of a SliceView in tiles:
+//  * contiguous slices (inner == 1): lanes of a batch hold consecutive elements
+//    of one slice and fold into one total; the n % width tail runs the same
+//    code with scalar lanes;
+//  * strided slices (inner > 1): each lane of a batch is a different slice,
+//    so loads stay contiguous and nothing is folded; the inner % width
+//    leftover slices run with scalar lanes.
+// Each tile is reduced block by block (blocks stay in L1, so statistics that
+// read a block twice cost no extra memory traffic), decided, then mapped with
+// one pass that writes the output; in-place calls read each tile completely
+// before writing it.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <type_traits>
+
+#include "../policy.hpp"
+#include "lanes.hpp"
+#include "slice_map.hpp"
+#include "slice_view.hpp"
+
+namespace normkit::detail {
+
+// Lane steps per reduction block: 256 batches of floats are 16 KiB with
+// AVX-512, within L1 for the second read of two-pass statistics.
+inline constexpr Index block_steps = 256;
+
+// What the map does with NaNs after computing y (from the NanPolicy).
+enum class NanOut {
+  none,  // propagate / raise: arithmetic already carries NaNs
+  keep,  // ignore: a NaN input stays NaN even where the slice is filled
+  zero,  // zero: every NaN output becomes 0
+};
+
+// Optional per-position weights along the slice: y = map(x) * gamma + beta.
+template <class T>
+struct Weights {
+  const T* gamma = nullptr;
+  const T* beta = nullptr;
+};
+
+template <class V>
+struct LaneParams {
+  V prescale, center, scale, offset;
+  typename lane_traits<V>::mask fill;
+  V fill_value;
+};
+
+// Packs the parameters of `width_of<V>` consecutive slices into lanes.
+template <class V, class T>
+LaneParams<V> pack(const MapParams<T>* p) {
+  if constexpr (is_scalar_lane<V>) {
+    return {p->prescale, p->center, p->scale, p->offset, p->fill != T(0), p->fill_value};
+  } else {
+    constexpr std::size_t W = width_of<V>;
+    alignas(64) T field[6][W];
+    for (std::size_t l = 0; l < W; ++l) {
+      field[0][l] = p[l].prescale, field[1][l] = p[l].center, field[2][l] = p[l].scale;
+      field[3][l] = p[l].offset, field[4][l] = p[l].fill, field[5][l] = p[l].fill_value;
+    }
+    return {lane_load<V>(field[0]), lane_load<V>(field[1]), lane_load<V>(field[2]),
+            lane_load<V>(field[3]), lane_load<V>(field[4]) != V(0), lane_load<V>(field[5])};
+  }
+}
+
+// Every lane of V gets the same slice's parameters.
+template <class V, class T>
+LaneParams<V> broadcast(const MapParams<T>& p) {
+  return {V(p.prescale), V(p.center), V(p.scale), V(p.offset), V(p.fill) != V(0), V(p.fill_value)};
+}
+
+template <class Functor, class T, bool SkipNan, NanOut Out, bool HasGamma, bool HasBeta>
+struct SliceEngine {
+  using Stat = typename Functor::statistic;
+  template <class A>
+  using Total = typename Stat::template Total<A>;
+  using B = Batch<T>;
+  static constexpr Index W = static_cast<Index>(B::size);
+
+  const Functor& functor;
+  SliceView<const T> in;
+  SliceView<T> out;
+  Weights<T> weights;
+
+  // Reduces `count` lane steps starting at x, `stride` elements apart, into
+  // totals[0] (fold: the lanes are one slice) or totals[lane].
+  template <class V>
+  static void accumulate(const T* x, Index count, Index stride, Total<double>* totals, bool fold) {
+    for (Index b = 0; b < count; b += block_steps) {
+      const T* base = x + b * stride;
+      const auto part = Stat::template reduce<SkipNan, V>([base, stride](Index j) { return lane_load<V>(base + j * stride); },
+                                                         std::min(block_steps, count - b));
+      if constexpr (is_scalar_lane<V>) {
+        totals[0].add(part);
+      } else {
+        std::array<std::array<T, width_of<V>>, Stat::fields> lanes;
+        for (std::size_t f = 0; f < Stat::fields; ++f) lanes[f] = lanes_of(part[f]);
+        for (std::size_t l = 0; l < width_of<V>; ++l) {
+          std::array<T, Stat::fields> lane;
+          for (std::size_t f = 0; f < Stat::fields; ++f) lane[f] = lanes[f][l];
+          totals[fold ? 0 : l].add(lane);
+        }
+      }
+    }
+  }
+
+  // The slice's map parameters; slices whose total the statistic distrusts
+  // (overflow, underflow) are reduced again in long double.
+  MapParams<T> decide(const Total<double>& total, const T* x, Index stride) const {
+    if (!Stat::template needs_rescue<T>(total)) return to_params<T>(functor.finalize(total));
+    Total<long double> wide;
+    wide.add(Stat::template reduce<SkipNan, long double>([x, stride](Index j) { return lane_load<long double>(x + j * stride); },
+                                                          in.n));
+    return to_params<T>(functor.finalize(wide));
+  }
+
+  template <class V>
+  static V map_element(const V& x, const LaneParams<V>& p, const V& gamma, const V& beta) {
+    const V t = mul_sub(x, p.prescale, p.center);
+    V y;
+    if constexpr (Functor::exponential)
+      y = vexp(t) * p.scale;  // the center is an element (the max), so it has no rounded-off part
+    else
+      y = mul_add(t, p.scale, p.offset);
+    if constexpr (HasGamma && HasBeta)
+      y = mul_add(y, gamma, beta);
+    else if constexpr (HasGamma)
+      y = y * gamma;
+    else if constexpr (HasBeta)
+      y = y + beta;
+    y = lane_select(p.fill, p.fill_value, y);
+    if constexpr (Out == NanOut::keep) y = lane_select(is_nan(x), x, y);
+    if constexpr (Out == NanOut::zero) y = lane_select(is_nan(y), V(0), y);
+    return y;
+  }
+
+  // Maps `count` lane steps; weight(j, gamma, beta) gives step j's weights.
+  template <class V, class WeightAt>
+  static void map_run(const T* x, Index x_stride, T* y, Index y_stride, Index count, const LaneParams<V>& p,
+                      const WeightAt& weight_at) {
+    V gamma(1), beta(0);
+    for (Index j = 0; j < count; ++j) {
+      weight_at(j, gamma, beta);
+      lane_store(y + j * y_stride, map_element(lane_load<V>(x + j * x_stride), p, gamma, beta));
+    }
+  }
+
+  // Weights for lanes that run along the slice (contiguous path): a load.
+  template <class V>
+  auto weights_along(Index first, Index stride) const {
+    const Weights<T> w = weights;
+    return [=](Index j, V& gamma, V& beta) {  // [=]: captures only what the variant uses
+      if constexpr (HasGamma) gamma = lane_load<V>(w.gamma + first + j * stride);
+      if constexpr (HasBeta) beta = lane_load<V>(w.beta + first + j * stride);
+    };
+  }
+
+  // Weights for lanes that are different slices (strided path): a broadcast.
+  template <class V>
+  auto weights_across() const {
+    const Weights<T> w = weights;
+    return [=](Index j, V& gamma, V& beta) {
+      if constexpr (HasGamma) gamma = V(w.gamma[j]);
+      if constexpr (HasBeta) beta = V(w.beta[j]);
+    };
+  }
+
+  void contiguous_slice(Index o) const {
+    const T* x = in.data + o * in.outer_stride;
+    T* y = out.data + o * out.outer_stride;
+    const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
+    Total<double> total;
+    accumulate<B>(x, body, W, &total, true);
+    accumulate<T>(x + tail_start, tail, 1, &total, true);
+    const MapParams<T> p = decide(total, x, 1);
+    map_run<B>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
+    map_run<T>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
+  }
+
+  // `width_of<V>` neighbouring strided slices starting at inner index i.
+  template <class V>
+  void strided_slices(Index o, Index i) const {
+    constexpr std::size_t L = width_of<V>;
+    const T* x = in.data + o * in.outer_stride + i;
+    T* y = out.data + o * out.outer_stride + i;
+    std::array<Total<double>, L> totals;
+    accumulate<V>(x, in.n, in.step, totals.data(), false);
+    std::array<MapParams<T>, L> p;
+    for (std::size_t l = 0; l < L; ++l) p[l] = decide(totals[l], x + l, in.step);
+    map_run<V>(x, in.step, y, out.step, in.n, pack<V>(p.data()), weights_across<V>());
+  }
+
+  // Tiles are numbered so that any range of them can go to one thread.
+  Index tiles() const {
+    return in.contiguous() && out.step == 1 ? in.outer : in.outer * (in.inner / W + in.inner % W);
+  }
+
+  void run_tiles(Index first, Index last) const {
+    if (in.contiguous() && out.step == 1) {
+      for (Index o = first; o < last; ++o) contiguous_slice(o);
+      return;
+    }
+    const Index groups = in.inner / W, per_outer = groups + in.inner % W;
+    for (Index t = first; t < last; ++t) {
+      const Index o = t / per_outer, g = t % per_outer;
+      if (g < groups)
+        strided_slices<B>(o, g * W);
+      else
+        strided_slices<T>(o, groups * W + (g - groups));
+    }
+  }
+};
+
+// Runs `functor` over every slice, choosing the compiled variant for its NaN
+// policy and weights. `raise` has already been checked by the caller.
+template <class Functor, class T>
+void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weights<T> weights = {}) {
+  const auto go = [&](auto skip, auto nan_out, auto has_gamma, auto has_beta) {
+    const SliceEngine<Functor, T, decltype(skip)::value, decltype(nan_out)::value, decltype(has_gamma)::value,
+                      decltype(has_beta)::value>
+        engine{functor, in, out, weights};
+    engine.run_tiles(0, engine.tiles());
+  };
+  const auto with_policy = [&](auto has_gamma, auto has_beta) {
+    switch (functor.nan_policy) {
+      case NanPolicy::ignore:
+        return go(std::true_type{}, std::integral_constant<NanOut, NanOut::keep>{}, has_gamma, has_beta);
+      case NanPolicy::zero:
+        return go(std::true_type{}, std::integral_constant<NanOut, NanOut::zero>{}, has_gamma, has_beta);
+      default:
+        return go(std::false_type{}, std::integral_constant<NanOut, NanOut::none>{}, has_gamma, has_beta);
+    }
+  };
+  if constexpr (Functor::accepts_weights) {
+    if (weights.gamma && weights.beta) return with_policy(std::true_type{}, std::true_type{});
+    if (weights.gamma) return with_policy(std::true_type{}, std::false_type{});
+    if (weights.beta) return with_policy(std::false_type{}, std::true_type{});
+  }
+  with_policy(std::false_type{}, std::false_type{});
+}
+
+}  // namespace normkit::detail

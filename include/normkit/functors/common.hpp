@@ -1,0 +1,39 @@
+// normkit/functors/common.hpp - what every functor header needs.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include "../detail/slice_map.hpp"
+#include "../errors.hpp"
+#include "../normalize.hpp"
+#include "../policy.hpp"
+
+namespace normkit::detail {
+
+template <class T>
+constexpr void require_float() {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "normkit functors are defined for float and double");
+}
+
+// The statistic's wide accumulation type (double, or long double when a
+// slice was rescued).
+template <class Total>
+using wide_t = std::remove_cv_t<decltype(Total::n)>;
+
+template <class A>
+SliceMap<A> nan_slice() {
+  return SliceMap<A>::constant(quiet_nan<A>());
+}
+
+// y = x / d, with d >= 0 and d == 0 giving zeros (a zero slice stays zero).
+template <class A>
+SliceMap<A> divide_by(A d) {
+  if (std::isnan(d)) return nan_slice<A>();
+  return {A(0), d == A(0) ? A(0) : A(1) / d, A(0)};
+}
+
+}  // namespace normkit::detail

@@ -1,0 +1,45 @@
+// normkit/functors/l2_norm.hpp - y = x / max(||x||_2, epsilon).
+#pragma once
+
+#include "../statistics/sum_squares.hpp"
+#include "common.hpp"
+
+namespace normkit {
+
+/// Unit L2 norm per slice (embeddings, cosine similarity), as PyTorch
+/// F.normalize (epsilon 1e-12 clamps the norm). clamp_squared = true gives the
+/// TensorFlow form x * rsqrt(max(sum x^2, epsilon)), where epsilon clamps the
+/// squared norm. Exact to rounding for any finite input: slices whose squares
+/// overflow (|x| near FLT_MAX) or underflow (subnormals) are recomputed in
+/// long double. With epsilon = 0 a zero slice stays zero; an infinite element
+/// makes its slice [NaN where x is ±inf, 0 elsewhere].
+template <class T>
+struct L2Norm {
+  using value_type = T;
+  using statistic = stats::SumSquares;
+  static constexpr const char* name = "L2Norm";
+  static constexpr bool exponential = false;
+  static constexpr bool accepts_weights = false;
+
+  T epsilon = T(1e-12);
+  bool clamp_squared = false;
+  NanPolicy nan_policy = NanPolicy::propagate;
+
+  void validate(detail::Index) const {
+    detail::require_float<T>();
+    detail::check_epsilon(name, epsilon);
+  }
+
+  template <class Total>
+  auto finalize(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    const A sum_sq = t.value(), eps = A(epsilon);
+    if (clamp_squared) return detail::divide_by<A>(std::sqrt(sum_sq > eps || std::isnan(sum_sq) ? sum_sq : eps));
+    const A norm = std::sqrt(sum_sq);
+    return detail::divide_by<A>(norm > eps || std::isnan(norm) ? norm : eps);
+  }
+
+  NORMKIT_CALL_OPERATORS
+};
+
+}  // namespace normkit

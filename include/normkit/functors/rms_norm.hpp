@@ -1,0 +1,42 @@
+// normkit/functors/rms_norm.hpp - y = x / sqrt(mean(x^2) + eps) * gamma.
+#pragma once
+
+#include "../statistics/sum_squares.hpp"
+#include "common.hpp"
+
+namespace normkit {
+
+/// Root-mean-square normalization (LLaMA, T5). epsilon defaults to 1e-6, but
+/// it must match the checkpoint's (LLaMA-2 uses 1e-5): set it explicitly.
+/// gamma is optional (and beta, for variants with a bias):
+/// f(x, axes, normkit::affine(gamma)). Overflow- and underflow-safe like L2Norm.
+/// With epsilon = 0 a zero slice is NaN (0/0), as the formula says.
+template <class T>
+struct RMSNorm {
+  using value_type = T;
+  using statistic = stats::SumSquares;
+  static constexpr const char* name = "RMSNorm";
+  static constexpr bool exponential = false;
+  static constexpr bool accepts_weights = true;
+
+  T epsilon = T(1e-6);
+  NanPolicy nan_policy = NanPolicy::propagate;
+
+  void validate(detail::Index) const {
+    detail::require_float<T>();
+    detail::check_epsilon(name, epsilon);
+  }
+
+  template <class Total>
+  auto finalize(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    const A mean_sq = t.value() / t.n;
+    if (std::isnan(mean_sq)) return detail::nan_slice<A>();
+    return detail::SliceMap<A>{0, A(1) / std::sqrt(mean_sq + A(epsilon)), 0};
+  }
+
+  NORMKIT_CALL_OPERATORS
+  NORMKIT_WEIGHTED_CALL_OPERATORS
+};
+
+}  // namespace normkit

@@ -1,0 +1,56 @@
+// normkit/functors/sum_to_one.hpp - y = x / sum(x).
+#pragma once
+
+#include "../statistics/linear_sum.hpp"
+#include "common.hpp"
+
+namespace normkit {
+
+/// Divides each slice by its sum so it sums to one (a probability vector from
+/// non-negative weights, the Keras "normalize to sum 1" layer).
+///  * A slice is degenerate when |sum| <= epsilon or the sum is infinite;
+///    `degenerate` then picks its output: 1/n (default, still sums to one),
+///    zeros or NaN.
+///  * add_epsilon = true reproduces the Keras-tutorial form x / (sum + epsilon)
+///    exactly, with no degenerate handling (a zero sum divides by epsilon).
+///  * ±inf elements follow IEEE arithmetic: a sum of +inf and -inf is NaN, so
+///    the slice is NaN; a sum of +inf alone is degenerate.
+template <class T>
+struct SumToOne {
+  using value_type = T;
+  using statistic = stats::LinearSum<false>;
+  static constexpr const char* name = "SumToOne";
+  static constexpr bool exponential = false;
+  static constexpr bool accepts_weights = false;
+
+  T epsilon = 0;
+  Degenerate degenerate = Degenerate::uniform;
+  bool add_epsilon = false;
+  NanPolicy nan_policy = NanPolicy::propagate;
+
+  void validate(detail::Index) const {
+    detail::require_float<T>();
+    detail::check_epsilon(name, epsilon);
+    detail::check_policy(name, degenerate);
+  }
+
+  template <class Total>
+  auto finalize(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    const A sum = t.value();
+    if (std::isnan(sum)) return detail::nan_slice<A>();
+    if (add_epsilon) return detail::SliceMap<A>{0, A(1) / (sum + A(epsilon)), 0};
+    if (std::fabs(sum) <= A(epsilon) || std::isinf(sum)) {
+      switch (degenerate) {
+        case Degenerate::uniform: return detail::SliceMap<A>::constant(A(1) / t.n);
+        case Degenerate::zeros: return detail::SliceMap<A>::constant(A(0));
+        default: return detail::nan_slice<A>();
+      }
+    }
+    return detail::SliceMap<A>{0, A(1) / sum, 0};
+  }
+
+  NORMKIT_CALL_OPERATORS
+};
+
+}  // namespace normkit

@@ -1,0 +1,51 @@
+// normkit/functors/z_score.hpp - y = (x - mean) / std.
+#pragma once
+
+#include "../statistics/moments.hpp"
+#include "common.hpp"
+
+namespace normkit {
+
+/// Standardizes each slice to mean 0 and standard deviation 1, as
+/// scikit-learn's StandardScaler (ddof = 0, population std; ddof = 1 for the
+/// sample std). A constant slice, or one whose std is <= epsilon (default 0),
+/// maps to 0 - constant slices are recognised exactly, not by a rounded std.
+/// add_epsilon = true gives the tutorial form (x - mean) / (std + epsilon).
+/// Mean and variance are computed without cancellation (shifted blocks merged
+/// with Chan's formula), so data like 1e6 + N(0, 1) in float standardize
+/// correctly. Under NanPolicy::ignore a slice with n - ddof <= 0 valid values
+/// is NaN.
+template <class T>
+struct ZScore {
+  using value_type = T;
+  using statistic = stats::Moments;
+  static constexpr const char* name = "ZScore";
+  static constexpr bool exponential = false;
+  static constexpr bool accepts_weights = false;
+
+  int ddof = 0;
+  T epsilon = 0;
+  bool add_epsilon = false;
+  NanPolicy nan_policy = NanPolicy::propagate;
+
+  void validate(detail::Index n) const {
+    detail::require_float<T>();
+    detail::check_epsilon(name, epsilon);
+    if (ddof < 0 || ddof >= n)
+      detail::fail<option_error>(name, "ddof must be >= 0 and below the slice length ", n, ", got ", ddof);
+  }
+
+  template <class Total>
+  auto finalize(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    if (std::isnan(t.mean) || t.n - A(ddof) <= A(0)) return detail::nan_slice<A>();
+    const A sd = std::sqrt(t.m2 / (t.n - A(ddof)));
+    if (add_epsilon) return detail::SliceMap<A>{t.hi == t.lo ? t.lo : t.mean, A(1) / (sd + A(epsilon)), 0};
+    if (t.hi == t.lo || sd <= A(epsilon)) return detail::SliceMap<A>::constant(A(0));
+    return detail::SliceMap<A>{t.mean, A(1) / sd, 0};
+  }
+
+  NORMKIT_CALL_OPERATORS
+};
+
+}  // namespace normkit

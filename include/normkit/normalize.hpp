@@ -1,0 +1,197 @@
+// normkit/normalize.hpp - the entry points every functor's call operators use.
+//
+//     auto y = normkit::normalize(x, functor, axes);        // new object
+//     normkit::normalize(x, functor, axes, out);            // into out
+//     normkit::normalize_inplace(x, functor, axes);
+// LayerNorm and RMSNorm also take normkit::affine(gamma, beta) after axes.
+//
+// Everything is checked before the first write: axes, the functor's options,
+// shapes of out / gamma / beta, and (NanPolicy::raise) the input for NaNs.
+#pragma once
+
+#include <cmath>
+#include <type_traits>
+#include <utility>
+
+#include "affine.hpp"
+#include "axes.hpp"
+#include "detail/engine.hpp"
+#include "detail/operands.hpp"
+#include "errors.hpp"
+#include "policy.hpp"
+
+namespace normkit {
+namespace detail {
+
+template <class F, class Operand>
+void check_scalar() {
+  static_assert(std::is_same<typename F::value_type, std::remove_const_t<typename Operand::Scalar>>::value,
+                "normkit: the functor's scalar type (e.g. L2Norm<float>) must match the tensor's scalar type");
+}
+
+template <class F, class Operand>
+AxisRange check_input(const F& f, const Operand& x, const Axes& axes) {
+  const AxisRange r = resolve_axes(F::name, axes, Operand::rank);
+  if (x.size() == 0) fail<shape_error>(F::name, "x is empty (shape ", shape_string(x.x), ")");
+  if constexpr (is_dense<decltype(x.x)>) {
+    if (r.last - r.first == 2 && !x.packed())
+      fail<shape_error>(F::name, "normalizing a strided matrix block over both axes needs packed storage; copy it first");
+  }
+  Index n = 1;
+  for (int a = r.first; a < r.last; ++a) n *= x.dimension(a);
+  check_policy(F::name, f.nan_policy);
+  f.validate(n);
+  return r;
+}
+
+template <class F, class In, class Out>
+void check_output(const In& x, const Out& out) {
+  static_assert(!std::is_const<std::remove_pointer_t<decltype(out.data())>>::value,
+                "normkit: the output must be writable (not a TensorMap of a const tensor)");
+  static_assert(In::rank == Out::rank, "normkit: the output must have the input's rank");
+  bool same = true;
+  for (int a = 0; a < In::rank; ++a) same = same && x.dimension(a) == out.dimension(a);
+  if (!same)
+    fail<shape_error>(F::name, "output has shape ", shape_string(out.x), " but x has shape ", shape_string(x.x));
+  if constexpr (Out::rank == 2 && is_dense<decltype(out.x)>) {
+    if (out.x.innerStride() != 1) fail<shape_error>(F::name, "output must have inner stride 1");
+  }
+}
+
+// NanPolicy::raise: find the first NaN before anything is written.
+template <class F, class Operand, class T>
+void check_no_nan(const Operand& x, SliceView<const T> v) {
+  for (Index o = 0; o < v.outer; ++o)
+    for (Index k = 0; k < v.n; ++k) {
+      const T* row = v.data + o * v.outer_stride + k * v.step;
+      for (Index i = 0; i < v.inner; ++i)
+        if (std::isnan(row[i]))
+          fail<nan_error>(F::name, "NaN at index ", x.index_of(row + i - v.data), " of x (nan_policy = raise)");
+    }
+}
+
+// Evaluates x when normkit cannot address its storage directly.
+template <class X, class Body>
+decltype(auto) with_addressable(const X& x, Body&& body) {
+  if constexpr (!has_direct_access<X>()) {
+    const plain_t<X> evaluated = x;
+    return body(evaluated);
+  } else if constexpr (is_dense<X>) {
+    if (x.innerStride() != 1) {
+      const plain_t<X> evaluated = x;
+      return body(evaluated);
+    }
+    return body(x);
+  } else {
+    return body(x);
+  }
+}
+
+template <class F, class X, class Out>
+void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, const Affine<typename F::value_type>* w) {
+  using T = typename F::value_type;
+  with_addressable(x_, [&](const auto& xs) {
+    const auto x = operand(xs);
+    auto out = operand(out_);
+    check_scalar<F, decltype(x)>();
+    check_scalar<F, decltype(out)>();
+    const AxisRange r = check_input(f, x, axes);
+    check_output<F>(x, out);
+    Weights<T> weights;
+    if (w) {
+      check_weight(F::name, "gamma", w->gamma, x, r);
+      check_weight(F::name, "beta", w->beta, x, r);
+      weights = {w->gamma.data, w->beta.data};
+    }
+    const SliceView<const T> in = x.view(static_cast<const T*>(x.data()), r);
+    if (f.nan_policy == NanPolicy::raise) check_no_nan<F>(x, in);
+    run(f, in, out.view(out.data(), r), weights);
+  });
+}
+
+}  // namespace detail
+
+/// A new object of x's shape and layout (an Eigen::Tensor, the same
+/// TensorFixedSize, or the Matrix/Array plain type) holding f applied along axes.
+template <class X, class F, class = std::enable_if_t<detail::is_operand<X>>>
+auto normalize(const X& x, const F& f, const Axes& axes) {
+  return detail::with_addressable(x, [&](const auto& xs) {
+    auto out = detail::make_like(xs);
+    detail::normalize_checked(xs, f, axes, out, nullptr);
+    return out;
+  });
+}
+
+/// Writes f applied along axes into out, which must have x's shape.
+template <class X, class F, class Out, class = std::enable_if_t<detail::is_operand<X> && detail::is_operand<Out>>>
+void normalize(const X& x, const F& f, const Axes& axes, Out&& out) {
+  static_assert(detail::has_direct_access<Out>(), "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, out, nullptr);
+}
+
+/// Replaces x by f applied along axes (bit-identical to the out-of-place call).
+template <class X, class F, class = std::enable_if_t<detail::is_operand<X>>>
+void normalize_inplace(X&& x, const F& f, const Axes& axes) {
+  static_assert(detail::has_direct_access<X>(), "normkit: in-place needs a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, x, nullptr);
+}
+
+template <class X, class F, class = std::enable_if_t<detail::is_operand<X>>>
+auto normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w) {
+  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  return detail::with_addressable(x, [&](const auto& xs) {
+    auto out = detail::make_like(xs);
+    detail::normalize_checked(xs, f, axes, out, &w);
+    return out;
+  });
+}
+
+template <class X, class F, class Out, class = std::enable_if_t<detail::is_operand<X> && detail::is_operand<Out>>>
+void normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w, Out&& out) {
+  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::has_direct_access<Out>(), "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, out, &w);
+}
+
+template <class X, class F, class = std::enable_if_t<detail::is_operand<X>>>
+void normalize_inplace(X&& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w) {
+  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::has_direct_access<X>(), "normkit: in-place needs a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, x, &w);
+}
+
+}  // namespace normkit
+
+// The call operators every functor shares: f(x, axes), f(x, axes, out) and
+// f.inplace(x, axes). A macro, because the functors must stay aggregates
+// (no base class) for C++20 designated initializers and C++17 braces.
+#define NORMKIT_CALL_OPERATORS                                                                    \
+  template <class X, class = std::enable_if_t<::normkit::detail::is_operand<X>>>                 \
+  auto operator()(const X& x, const ::normkit::Axes& axes) const {                                \
+    return ::normkit::normalize(x, *this, axes);                                                  \
+  }                                                                                               \
+  template <class X, class Out,                                                                   \
+            class = std::enable_if_t<::normkit::detail::is_operand<X> && ::normkit::detail::is_operand<Out>>> \
+  void operator()(const X& x, const ::normkit::Axes& axes, Out&& out) const {                     \
+    ::normkit::normalize(x, *this, axes, std::forward<Out>(out));                                 \
+  }                                                                                               \
+  template <class X>                                                                              \
+  void inplace(X&& x, const ::normkit::Axes& axes) const {                                        \
+    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes);                                \
+  }
+
+// LayerNorm and RMSNorm add the same three forms with normkit::affine(...).
+#define NORMKIT_WEIGHTED_CALL_OPERATORS                                                           \
+  template <class X, class = std::enable_if_t<::normkit::detail::is_operand<X>>>                 \
+  auto operator()(const X& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w) const { \
+    return ::normkit::normalize(x, *this, axes, w);                                               \
+  }                                                                                               \
+  template <class X, class Out,                                                                   \
+            class = std::enable_if_t<::normkit::detail::is_operand<X> && ::normkit::detail::is_operand<Out>>> \
+  void operator()(const X& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w, Out&& out) const { \
+    ::normkit::normalize(x, *this, axes, w, std::forward<Out>(out));                              \
+  }                                                                                               \
+  template <class X>                                                                              \
+  void inplace(X&& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w) const {         \
+    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes, w);                             \
+  }

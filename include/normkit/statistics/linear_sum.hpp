@@ -1,0 +1,46 @@
+// normkit/statistics/linear_sum.hpp - sum x (SumToOne) or sum |x| (L1Norm).
+#pragma once
+
+#include <cmath>
+
+#include "common.hpp"
+
+namespace normkit::stats {
+
+template <bool Absolute>
+struct LinearSum {
+  enum : std::size_t { count, sum, fields };
+
+  template <bool SkipNan, class V, class Load>
+  static std::array<V, fields> reduce(const Load& load, Index steps) {
+    V n(0), s(0);
+    for (Index j = 0; j < steps; ++j) {
+      const V x = screen<SkipNan>(load(j), V(0), n);
+      s = s + (Absolute ? detail::vabs(x) : x);
+    }
+    finish_count<SkipNan>(n, steps);
+    return {n, s};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0;
+    CompensatedSum<A> s;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      n += A(lane[count]);
+      s.add(A(lane[sum]));
+    }
+    A value() const { return s.value(); }
+  };
+
+  // A float block partial overflows long before the true sum does; an infinite
+  // total is recomputed in long double (which also confirms a real infinity).
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    return std::isinf(t.value());
+  }
+};
+
+}  // namespace normkit::stats

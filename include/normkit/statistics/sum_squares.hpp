@@ -1,0 +1,51 @@
+// normkit/statistics/sum_squares.hpp - sum x^2 and max |x| (L2Norm, RMSNorm).
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "common.hpp"
+
+namespace normkit::stats {
+
+struct SumSquares {
+  enum : std::size_t { count, sum_sq, max_abs, fields };
+
+  template <bool SkipNan, class V, class Load>
+  static std::array<V, fields> reduce(const Load& load, Index steps) {
+    V n(0), s(0), m(0);
+    for (Index j = 0; j < steps; ++j) {
+      const V x = screen<SkipNan>(load(j), V(0), n);
+      s = detail::mul_add(x, x, s);
+      m = detail::vmax(m, detail::vabs(x));
+    }
+    finish_count<SkipNan>(n, steps);
+    return {n, s, m};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0;
+    CompensatedSum<A> s;
+    A m = 0;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      n += A(lane[count]);
+      s.add(A(lane[sum_sq]));
+      m = m > A(lane[max_abs]) ? m : A(lane[max_abs]);
+    }
+    A value() const { return s.value(); }
+  };
+
+  // Squares in the element type overflow for |x| beyond sqrt(max) and lose
+  // their low bits (or vanish) for |x| below sqrt(min_normal / epsilon); such
+  // slices are recomputed in long double, whose range holds every square.
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    const A tiny = std::sqrt(A(std::numeric_limits<T>::min()) / A(std::numeric_limits<T>::epsilon()));
+    return std::isinf(t.value()) || (t.m > A(0) && t.m < tiny);
+  }
+};
+
+}  // namespace normkit::stats
