@@ -45,7 +45,8 @@ inline long double qnan() { return std::numeric_limits<long double>::quiet_NaN()
 
 // Applies `kernel` (statistics + normalization of a NaN-free, non-empty slice)
 // under the NaN policy: propagate -> any NaN poisons the slice; ignore/zero ->
-// the kernel sees only the non-NaN elements and NaN positions become NaN / 0.
+// the kernel sees only the non-NaN elements and NaN positions become NaN;
+// zero then writes every NaN output (from a NaN input or not) as 0.
 template <class Kernel>
 Slice with_policy(const Slice& x, NanPolicy policy, Kernel kernel) {
     Slice valid;
@@ -55,7 +56,10 @@ Slice with_policy(const Slice& x, NanPolicy policy, Kernel kernel) {
     const Slice y = valid.empty() ? Slice{} : kernel(valid);
     Slice out(x.size());
     for (std::size_t i = 0, j = 0; i < x.size(); ++i)
-        out[i] = std::isnan(x[i]) ? (policy == NanPolicy::zero ? 0.0L : qnan()) : y[j++];
+        out[i] = std::isnan(x[i]) ? qnan() : y[j++];
+    if (policy == NanPolicy::zero)
+        for (long double& v : out)
+            if (std::isnan(v)) v = 0.0L;
     return out;
 }
 
@@ -140,6 +144,8 @@ inline Slice min_max(const Slice& x, long double lo, long double hi, NanPolicy n
 inline Slice z_score(const Slice& x, int ddof, long double eps, bool add_epsilon,
                      NanPolicy nan = NanPolicy::propagate) {
     return detail::with_policy(x, nan, [&](Slice v) {
+        // Too few values for the requested ddof (possible under ignore): undefined.
+        if (static_cast<long double>(v.size()) - ddof <= 0) return Slice(v.size(), detail::qnan());
         const long double m = detail::mean(v);
         long double ss = 0;
         for (long double e : v) ss += (e - m) * (e - m);

@@ -9,12 +9,11 @@
 #pragma once
 
 #include <Eigen/Core>
-#include <unsupported/Eigen/CXX11/Tensor>
-
 #include <array>
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <unsupported/Eigen/CXX11/Tensor>
 
 #include "axes.hpp"
 #include "detail/operands.hpp"
@@ -106,7 +105,8 @@ template <class G, class B>
 auto affine(const G& gamma, const B& beta) {
   auto g = detail::weight_of(gamma);
   auto b = detail::weight_of(beta);
-  static_assert(std::is_same<decltype(g), decltype(b)>::value, "normkit::affine: gamma and beta must have the same scalar type");
+  static_assert(std::is_same<decltype(g), decltype(b)>::value,
+                "normkit::affine: gamma and beta must have the same scalar type");
   return Affine<typename decltype(g)::value_type>{g, b};
 }
 

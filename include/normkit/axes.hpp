@@ -8,10 +8,10 @@
 #pragma once
 
 #include <algorithm>
-#include <utility>
 #include <initializer_list>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "errors.hpp"
 
@@ -65,9 +65,11 @@ inline AxisRange resolve_axes(const char* functor, const Axes& axes, int rank) {
   for (int i = 1; i < axes.size(); ++i)  // insertion sort: at most 8 axes
     for (int j = i; j > 0 && resolved[j - 1] > resolved[j]; --j) std::swap(resolved[j - 1], resolved[j]);
   for (int i = 1; i < axes.size(); ++i) {
-    if (resolved[i] == resolved[i - 1]) fail<axis_error>(functor, "axes ", axes.str(), " name axis ", resolved[i], " twice");
+    if (resolved[i] == resolved[i - 1])
+      fail<axis_error>(functor, "axes ", axes.str(), " name axis ", resolved[i], " twice");
     if (resolved[i] != resolved[i - 1] + 1)
-      fail<axis_error>(functor, "axes ", axes.str(), " must be adjacent (normalizing over separated axes is not supported)");
+      fail<axis_error>(functor, "axes ", axes.str(),
+                       " must be adjacent (normalizing over separated axes is not supported)");
   }
   return {resolved[0], resolved[axes.size() - 1] + 1};
 }

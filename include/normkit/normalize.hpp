@@ -29,14 +29,23 @@ void check_scalar() {
                 "normkit: the functor's scalar type (e.g. L2Norm<float>) must match the tensor's scalar type");
 }
 
+// Over both axes of a matrix the slice is its whole storage, which must then
+// be one packed run (not a block of a larger matrix).
+template <class F, class Operand>
+void check_packed(const Operand& x, AxisRange r, const char* which) {
+  if constexpr (is_dense<decltype(x.x)>) {
+    if (r.last - r.first == 2 && !x.packed())
+      fail<shape_error>(F::name, "normalizing ", which,
+                        " over both axes needs packed storage, but it is a block with outer stride ", x.x.outerStride(),
+                        "; copy it first");
+  }
+}
+
 template <class F, class Operand>
 AxisRange check_input(const F& f, const Operand& x, const Axes& axes) {
   const AxisRange r = resolve_axes(F::name, axes, Operand::rank);
   if (x.size() == 0) fail<shape_error>(F::name, "x is empty (shape ", shape_string(x.x), ")");
-  if constexpr (is_dense<decltype(x.x)>) {
-    if (r.last - r.first == 2 && !x.packed())
-      fail<shape_error>(F::name, "normalizing a strided matrix block over both axes needs packed storage; copy it first");
-  }
+  check_packed<F>(x, r, "x");
   Index n = 1;
   for (int a = r.first; a < r.last; ++a) n *= x.dimension(a);
   check_policy(F::name, f.nan_policy);
@@ -53,7 +62,7 @@ void check_output(const In& x, const Out& out) {
   for (int a = 0; a < In::rank; ++a) same = same && x.dimension(a) == out.dimension(a);
   if (!same)
     fail<shape_error>(F::name, "output has shape ", shape_string(out.x), " but x has shape ", shape_string(x.x));
-  if constexpr (Out::rank == 2 && is_dense<decltype(out.x)>) {
+  if constexpr (is_dense<decltype(out.x)>) {
     if (out.x.innerStride() != 1) fail<shape_error>(F::name, "output must have inner stride 1");
   }
 }
@@ -87,26 +96,52 @@ decltype(auto) with_addressable(const X& x, Body&& body) {
   }
 }
 
-template <class F, class X, class Out>
-void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, const Affine<typename F::value_type>* w) {
+// Eigen devices that can split work: ThreadPoolDevice (needs EIGEN_USE_THREADS
+// defined before the first Eigen include, as Eigen itself requires).
+template <class D, class = void>
+struct is_parallel_device : std::false_type {};
+template <class D>
+struct is_parallel_device<D, decltype((void)std::declval<const D&>().numThreads())> : std::true_type {};
+
+template <class F, class X, class Out, class Executor = Serial>
+void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, const Affine<typename F::value_type>* w,
+                       const Executor& executor = {}) {
   using T = typename F::value_type;
-  with_addressable(x_, [&](const auto& xs) {
-    const auto x = operand(xs);
-    auto out = operand(out_);
-    check_scalar<F, decltype(x)>();
-    check_scalar<F, decltype(out)>();
-    const AxisRange r = check_input(f, x, axes);
-    check_output<F>(x, out);
-    Weights<T> weights;
-    if (w) {
-      check_weight(F::name, "gamma", w->gamma, x, r);
-      check_weight(F::name, "beta", w->beta, x, r);
-      weights = {w->gamma.data, w->beta.data};
-    }
-    const SliceView<const T> in = x.view(static_cast<const T*>(x.data()), r);
-    if (f.nan_policy == NanPolicy::raise) check_no_nan<F>(x, in);
-    run(f, in, out.view(out.data(), r), weights);
-  });
+  constexpr bool reorder = [] {
+    if constexpr (is_dense<X> && is_dense<Out>)
+      return bool(bare<X>::IsRowMajor) != bool(bare<Out>::IsRowMajor);
+    else
+      return false;
+  }();
+  if constexpr (reorder) {
+    // The engine walks input and output alike: give x the output's storage order.
+    using Reordered =
+        Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, bare<Out>::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>;
+    const Reordered reordered = x_;
+    normalize_checked(reordered, f, axes, std::forward<Out>(out_), w, executor);
+  } else {
+    with_addressable(x_, [&](const auto& xs) {
+      const auto x = operand(xs);
+      auto out = operand(out_);
+      check_scalar<F, decltype(x)>();
+      check_scalar<F, decltype(out)>();
+      static_assert(
+          decltype(x)::row_major == decltype(out)::row_major,
+          "normkit: input and output must have the same layout / storage order (as in Eigen tensor assignments)");
+      const AxisRange r = check_input(f, x, axes);
+      check_output<F>(x, out);
+      check_packed<F>(out, r, "the output");
+      Weights<T> weights;
+      if (w) {
+        check_weight(F::name, "gamma", w->gamma, x, r);
+        check_weight(F::name, "beta", w->beta, x, r);
+        weights = {w->gamma.data, w->beta.data};
+      }
+      const SliceView<const T> in = x.view(static_cast<const T*>(x.data()), r);
+      if (f.nan_policy == NanPolicy::raise) check_no_nan<F>(x, in);
+      run(f, in, out.view(out.data(), r), weights, executor);
+    });
+  }
 }
 
 }  // namespace detail
@@ -125,7 +160,8 @@ auto normalize(const X& x, const F& f, const Axes& axes) {
 /// Writes f applied along axes into out, which must have x's shape.
 template <class X, class F, class Out, class = std::enable_if_t<detail::is_operand<X> && detail::is_operand<Out>>>
 void normalize(const X& x, const F& f, const Axes& axes, Out&& out) {
-  static_assert(detail::has_direct_access<Out>(), "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
+  static_assert(detail::has_direct_access<Out>(),
+                "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
   detail::normalize_checked(x, f, axes, out, nullptr);
 }
 
@@ -149,7 +185,8 @@ auto normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F
 template <class X, class F, class Out, class = std::enable_if_t<detail::is_operand<X> && detail::is_operand<Out>>>
 void normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w, Out&& out) {
   static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
-  static_assert(detail::has_direct_access<Out>(), "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
+  static_assert(detail::has_direct_access<Out>(),
+                "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
   detail::normalize_checked(x, f, axes, out, &w);
 }
 
@@ -160,38 +197,96 @@ void normalize_inplace(X&& x, const F& f, const Axes& axes, const Affine<typenam
   detail::normalize_checked(x, f, axes, x, &w);
 }
 
+/// Multithreaded: the slices (on a strided axis, blocks of the contiguous
+/// dimension) are split across the threads of an Eigen::ThreadPoolDevice.
+/// Results are bit-identical to the single-threaded call.
+template <class X, class F, class Out, class Device,
+          class = std::enable_if_t<detail::is_operand<X> && detail::is_operand<Out> &&
+                                   detail::is_parallel_device<Device>::value>>
+void normalize(const X& x, const F& f, const Axes& axes, Out&& out, const Device& device) {
+  static_assert(detail::has_direct_access<Out>(),
+                "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, out, nullptr, detail::OnDevice<Device>{device});
+}
+
+template <class X, class F, class Device,
+          class = std::enable_if_t<detail::is_operand<X> && detail::is_parallel_device<Device>::value>>
+void normalize_inplace(X&& x, const F& f, const Axes& axes, const Device& device) {
+  static_assert(detail::has_direct_access<X>(), "normkit: in-place needs a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, x, nullptr, detail::OnDevice<Device>{device});
+}
+
+template <class X, class F, class Out, class Device,
+          class = std::enable_if_t<detail::is_operand<X> && detail::is_operand<Out> &&
+                                   detail::is_parallel_device<Device>::value>>
+void normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w, Out&& out,
+               const Device& device) {
+  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::has_direct_access<Out>(),
+                "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, out, &w, detail::OnDevice<Device>{device});
+}
+
+template <class X, class F, class Device,
+          class = std::enable_if_t<detail::is_operand<X> && detail::is_parallel_device<Device>::value>>
+void normalize_inplace(X&& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w,
+                       const Device& device) {
+  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::has_direct_access<X>(), "normkit: in-place needs a Tensor, TensorMap, Matrix, Array or Map");
+  detail::normalize_checked(x, f, axes, x, &w, detail::OnDevice<Device>{device});
+}
+
 }  // namespace normkit
 
 // The call operators every functor shares: f(x, axes), f(x, axes, out) and
 // f.inplace(x, axes). A macro, because the functors must stay aggregates
 // (no base class) for C++20 designated initializers and C++17 braces.
-#define NORMKIT_CALL_OPERATORS                                                                    \
-  template <class X, class = std::enable_if_t<::normkit::detail::is_operand<X>>>                 \
-  auto operator()(const X& x, const ::normkit::Axes& axes) const {                                \
-    return ::normkit::normalize(x, *this, axes);                                                  \
-  }                                                                                               \
-  template <class X, class Out,                                                                   \
-            class = std::enable_if_t<::normkit::detail::is_operand<X> && ::normkit::detail::is_operand<Out>>> \
-  void operator()(const X& x, const ::normkit::Axes& axes, Out&& out) const {                     \
-    ::normkit::normalize(x, *this, axes, std::forward<Out>(out));                                 \
-  }                                                                                               \
-  template <class X>                                                                              \
-  void inplace(X&& x, const ::normkit::Axes& axes) const {                                        \
-    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes);                                \
+#define NORMKIT_CALL_OPERATORS                                                                                     \
+  template <class X, class = std::enable_if_t<::normkit::detail::is_operand<X>>>                                   \
+  auto operator()(const X& x, const ::normkit::Axes& axes) const {                                                 \
+    return ::normkit::normalize(x, *this, axes);                                                                   \
+  }                                                                                                                \
+  template <class X, class Out,                                                                                    \
+            class = std::enable_if_t<::normkit::detail::is_operand<X>&& ::normkit::detail::is_operand<Out>>>       \
+  void operator()(const X& x, const ::normkit::Axes& axes, Out&& out) const {                                      \
+    ::normkit::normalize(x, *this, axes, std::forward<Out>(out));                                                  \
+  }                                                                                                                \
+  template <class X>                                                                                               \
+  void inplace(X&& x, const ::normkit::Axes& axes) const {                                                         \
+    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes);                                                 \
+  }                                                                                                                \
+  template <class X, class Out, class Device,                                                                      \
+            class = std::enable_if_t<::normkit::detail::is_parallel_device<Device>::value>>                        \
+  void operator()(const X& x, const ::normkit::Axes& axes, Out&& out, const Device& device) const {                \
+    ::normkit::normalize(x, *this, axes, std::forward<Out>(out), device);                                          \
+  }                                                                                                                \
+  template <class X, class Device, class = std::enable_if_t<::normkit::detail::is_parallel_device<Device>::value>> \
+  void inplace(X&& x, const ::normkit::Axes& axes, const Device& device) const {                                   \
+    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes, device);                                         \
   }
 
 // LayerNorm and RMSNorm add the same three forms with normkit::affine(...).
-#define NORMKIT_WEIGHTED_CALL_OPERATORS                                                           \
-  template <class X, class = std::enable_if_t<::normkit::detail::is_operand<X>>>                 \
-  auto operator()(const X& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w) const { \
-    return ::normkit::normalize(x, *this, axes, w);                                               \
-  }                                                                                               \
-  template <class X, class Out,                                                                   \
-            class = std::enable_if_t<::normkit::detail::is_operand<X> && ::normkit::detail::is_operand<Out>>> \
-  void operator()(const X& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w, Out&& out) const { \
-    ::normkit::normalize(x, *this, axes, w, std::forward<Out>(out));                              \
-  }                                                                                               \
-  template <class X>                                                                              \
-  void inplace(X&& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w) const {         \
-    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes, w);                             \
+#define NORMKIT_WEIGHTED_CALL_OPERATORS                                                                            \
+  template <class X, class = std::enable_if_t<::normkit::detail::is_operand<X>>>                                   \
+  auto operator()(const X& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w) const {                  \
+    return ::normkit::normalize(x, *this, axes, w);                                                                \
+  }                                                                                                                \
+  template <class X, class Out,                                                                                    \
+            class = std::enable_if_t<::normkit::detail::is_operand<X>&& ::normkit::detail::is_operand<Out>>>       \
+  void operator()(const X& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w, Out&& out) const {       \
+    ::normkit::normalize(x, *this, axes, w, std::forward<Out>(out));                                               \
+  }                                                                                                                \
+  template <class X>                                                                                               \
+  void inplace(X&& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w) const {                          \
+    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes, w);                                              \
+  }                                                                                                                \
+  template <class X, class Out, class Device,                                                                      \
+            class = std::enable_if_t<::normkit::detail::is_parallel_device<Device>::value>>                        \
+  void operator()(const X& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w, Out&& out,               \
+                  const Device& device) const {                                                                    \
+    ::normkit::normalize(x, *this, axes, w, std::forward<Out>(out), device);                                       \
+  }                                                                                                                \
+  template <class X, class Device, class = std::enable_if_t<::normkit::detail::is_parallel_device<Device>::value>> \
+  void inplace(X&& x, const ::normkit::Axes& axes, const ::normkit::Affine<T>& w, const Device& device) const {    \
+    ::normkit::normalize_inplace(std::forward<X>(x), *this, axes, w, device);                                      \
   }

@@ -10,9 +10,6 @@
 #include "affine.hpp"
 #include "axes.hpp"
 #include "errors.hpp"
-#include "normalize.hpp"
-#include "policy.hpp"
-
 #include "functors/l1_norm.hpp"
 #include "functors/l2_norm.hpp"
 #include "functors/layer_norm.hpp"
@@ -23,3 +20,5 @@
 #include "functors/softmax.hpp"
 #include "functors/sum_to_one.hpp"
 #include "functors/z_score.hpp"
+#include "normalize.hpp"
+#include "policy.hpp"

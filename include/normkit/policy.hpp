@@ -29,10 +29,14 @@ enum class MaskedSlice {
 
 inline const char* to_string(NanPolicy p) {
   switch (p) {
-    case NanPolicy::propagate: return "propagate";
-    case NanPolicy::ignore: return "ignore";
-    case NanPolicy::zero: return "zero";
-    case NanPolicy::raise: return "raise";
+    case NanPolicy::propagate:
+      return "propagate";
+    case NanPolicy::ignore:
+      return "ignore";
+    case NanPolicy::zero:
+      return "zero";
+    case NanPolicy::raise:
+      return "raise";
   }
   return "unknown";
 }

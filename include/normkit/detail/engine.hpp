@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <type_traits>
+#include <unsupported/Eigen/CXX11/Tensor>
 
 #include "../policy.hpp"
 #include "lanes.hpp"
@@ -65,7 +66,7 @@ LaneParams<V> pack(const MapParams<T>* p) {
       field[0][l] = p[l].prescale, field[1][l] = p[l].center, field[2][l] = p[l].scale;
       field[3][l] = p[l].offset, field[4][l] = p[l].fill, field[5][l] = p[l].fill_value;
     }
-    return {lane_load<V>(field[0]), lane_load<V>(field[1]), lane_load<V>(field[2]),
+    return {lane_load<V>(field[0]), lane_load<V>(field[1]),         lane_load<V>(field[2]),
             lane_load<V>(field[3]), lane_load<V>(field[4]) != V(0), lane_load<V>(field[5])};
   }
 }
@@ -90,22 +91,26 @@ struct SliceEngine {
   Weights<T> weights;
 
   // Reduces `count` lane steps starting at x, `stride` elements apart, into
-  // totals[0] (fold: the lanes are one slice) or totals[lane].
-  template <class V>
-  static void accumulate(const T* x, Index count, Index stride, Total<double>* totals, bool fold) {
+  // totals[0] (Fold: the lanes are one slice) or totals[lane].
+  template <class V, bool Fold>
+  static void accumulate(const T* x, Index count, Index stride, Total<double>* totals) {
     for (Index b = 0; b < count; b += block_steps) {
       const T* base = x + b * stride;
-      const auto part = Stat::template reduce<SkipNan, V>([base, stride](Index j) { return lane_load<V>(base + j * stride); },
-                                                         std::min(block_steps, count - b));
+      const auto part = Stat::template reduce<SkipNan, Fold, V>(
+          [base, stride](Index j) { return lane_load<V>(base + j * stride); }, std::min(block_steps, count - b));
       if constexpr (is_scalar_lane<V>) {
         totals[0].add(part);
+      } else if constexpr (Fold) {
+        std::array<T, Stat::fields> lane;  // every lane holds the block's partial
+        for (std::size_t f = 0; f < Stat::fields; ++f) lane[f] = part[f].get(0);
+        totals[0].add(lane);
       } else {
         std::array<std::array<T, width_of<V>>, Stat::fields> lanes;
         for (std::size_t f = 0; f < Stat::fields; ++f) lanes[f] = lanes_of(part[f]);
         for (std::size_t l = 0; l < width_of<V>; ++l) {
           std::array<T, Stat::fields> lane;
           for (std::size_t f = 0; f < Stat::fields; ++f) lane[f] = lanes[f][l];
-          totals[fold ? 0 : l].add(lane);
+          totals[l].add(lane);
         }
       }
     }
@@ -116,8 +121,8 @@ struct SliceEngine {
   MapParams<T> decide(const Total<double>& total, const T* x, Index stride) const {
     if (!Stat::template needs_rescue<T>(total)) return to_params<T>(functor.finalize(total));
     Total<long double> wide;
-    wide.add(Stat::template reduce<SkipNan, long double>([x, stride](Index j) { return lane_load<long double>(x + j * stride); },
-                                                          in.n));
+    wide.add(Stat::template reduce<SkipNan, false, long double>(
+        [x, stride](Index j) { return lane_load<long double>(x + j * stride); }, in.n));
     return to_params<T>(functor.finalize(wide));
   }
 
@@ -177,8 +182,8 @@ struct SliceEngine {
     T* y = out.data + o * out.outer_stride;
     const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
     Total<double> total;
-    accumulate<B>(x, body, W, &total, true);
-    accumulate<T>(x + tail_start, tail, 1, &total, true);
+    accumulate<B, true>(x, body, W, &total);
+    accumulate<T, true>(x + tail_start, tail, 1, &total);
     const MapParams<T> p = decide(total, x, 1);
     map_run<B>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
     map_run<T>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
@@ -191,15 +196,18 @@ struct SliceEngine {
     const T* x = in.data + o * in.outer_stride + i;
     T* y = out.data + o * out.outer_stride + i;
     std::array<Total<double>, L> totals;
-    accumulate<V>(x, in.n, in.step, totals.data(), false);
+    accumulate<V, false>(x, in.n, in.step, totals.data());
     std::array<MapParams<T>, L> p;
     for (std::size_t l = 0; l < L; ++l) p[l] = decide(totals[l], x + l, in.step);
     map_run<V>(x, in.step, y, out.step, in.n, pack<V>(p.data()), weights_across<V>());
   }
 
   // Tiles are numbered so that any range of them can go to one thread.
-  Index tiles() const {
-    return in.contiguous() && out.step == 1 ? in.outer : in.outer * (in.inner / W + in.inner % W);
+  Index tiles() const { return in.contiguous() && out.step == 1 ? in.outer : in.outer * (in.inner / W + in.inner % W); }
+
+  Index tile_bytes() const {
+    const Index lanes = in.contiguous() && out.step == 1 ? 1 : W;
+    return in.n * lanes * static_cast<Index>(sizeof(T));
   }
 
   void run_tiles(Index first, Index last) const {
@@ -218,15 +226,39 @@ struct SliceEngine {
   }
 };
 
+// Runs every tile on the calling thread.
+struct Serial {
+  template <class Body>
+  void operator()(Index tiles, Index, const Body& body) const {
+    body(0, tiles);
+  }
+};
+
+// Splits the tiles over an Eigen device with parallelFor (ThreadPoolDevice).
+// Each tile reads and writes its own slices, so no two threads touch the same
+// output; the call returns when all tiles are done.
+template <class Device>
+struct OnDevice {
+  const Device& device;
+
+  template <class Body>
+  void operator()(Index tiles, Index bytes_per_tile, const Body& body) const {
+    const Eigen::TensorOpCost cost{double(bytes_per_tile), double(bytes_per_tile), 4.0 * double(bytes_per_tile)};
+    device.parallelFor(tiles, cost, [&body](Index first, Index last) { body(first, last); });
+  }
+};
+
 // Runs `functor` over every slice, choosing the compiled variant for its NaN
 // policy and weights. `raise` has already been checked by the caller.
-template <class Functor, class T>
-void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weights<T> weights = {}) {
+template <class Functor, class T, class Executor = Serial>
+void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weights<T> weights = {},
+         const Executor& executor = {}) {
   const auto go = [&](auto skip, auto nan_out, auto has_gamma, auto has_beta) {
     const SliceEngine<Functor, T, decltype(skip)::value, decltype(nan_out)::value, decltype(has_gamma)::value,
                       decltype(has_beta)::value>
         engine{functor, in, out, weights};
-    engine.run_tiles(0, engine.tiles());
+    executor(engine.tiles(), engine.tile_bytes(),
+             [&engine](Index first, Index last) { engine.run_tiles(first, last); });
   };
   const auto with_policy = [&](auto has_gamma, auto has_beta) {
     switch (functor.nan_policy) {

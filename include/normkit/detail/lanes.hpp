@@ -12,7 +12,6 @@
 #include <cstddef>
 #include <limits>
 #include <type_traits>
-
 #include <xsimd/xsimd.hpp>
 
 namespace normkit::detail {
@@ -129,20 +128,45 @@ V lane_select(const typename lane_traits<V>::mask& m, const V& a, const V& b) {
     return xsimd::select(m, a, b);
 }
 
-template <class M>
-bool lane_any(const M& m) {
-  if constexpr (std::is_same<M, bool>::value)
-    return m;
-  else
-    return xsimd::any(m);
-}
-
 // Lane j of v, for every j at once.
 template <class V>
 std::array<scalar_of<V>, width_of<V>> lanes_of(const V& v) {
   std::array<scalar_of<V>, width_of<V>> out;
   lane_store(out.data(), v);
   return out;
+}
+
+// Horizontal sum / max / min of the lanes, broadcast back to every lane, so
+// the result can keep flowing through lane-typed code. max/min keep the
+// maxps NaN rule of vmax/vmin.
+template <class V>
+V across_sum(const V& v) {
+  if constexpr (is_scalar_lane<V>)
+    return v;
+  else
+    return V(xsimd::hadd(v));
+}
+
+template <class V, class Op>
+V across(const V& v, Op op) {
+  if constexpr (is_scalar_lane<V>) {
+    return v;
+  } else {
+    const auto lanes = lanes_of(v);
+    scalar_of<V> r = lanes[0];
+    for (std::size_t l = 1; l < lanes.size(); ++l) r = op(r, lanes[l]);
+    return V(r);
+  }
+}
+
+template <class V>
+V across_max(const V& v) {
+  return across(v, [](auto a, auto b) { return vmax(a, b); });
+}
+
+template <class V>
+V across_min(const V& v) {
+  return across(v, [](auto a, auto b) { return vmin(a, b); });
 }
 
 template <class T>

@@ -11,12 +11,11 @@
 #pragma once
 
 #include <Eigen/Core>
-#include <unsupported/Eigen/CXX11/Tensor>
-
 #include <array>
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <unsupported/Eigen/CXX11/Tensor>
 
 #include "../axes.hpp"
 #include "../errors.hpp"
@@ -146,6 +145,11 @@ auto operand(X& x) {
     return DenseOperand<X>{x};
 }
 
+template <class X>
+struct is_fixed_tensor : std::false_type {};
+template <class S, class D, int O, class I>
+struct is_fixed_tensor<Eigen::TensorFixedSize<S, D, O, I>> : std::true_type {};
+
 // The plain (owning) type an input evaluates to and a new output is made of.
 template <class X, class = void>
 struct plain_of;
@@ -154,22 +158,17 @@ struct plain_of<X, std::enable_if_t<is_dense<X>>> {
   using type = typename bare<X>::PlainObject;
 };
 template <class X>
-struct plain_of<X, std::enable_if_t<is_tensor<X>>> {
+struct plain_of<X, std::enable_if_t<is_tensor<X> && !is_fixed_tensor<X>::value>> {
   using Traits = Eigen::internal::traits<bare<X>>;
   using type = Eigen::Tensor<std::remove_const_t<typename Traits::Scalar>, Traits::NumDimensions, Traits::Layout,
                              typename Traits::Index>;
 };
-template <class S, class D, int O, class I>
-struct plain_of<Eigen::TensorFixedSize<S, D, O, I>, void> {
-  using type = Eigen::TensorFixedSize<S, D, O, I>;
+template <class X>
+struct plain_of<X, std::enable_if_t<is_fixed_tensor<X>::value>> {
+  using type = X;
 };
 template <class X>
 using plain_t = typename plain_of<bare<X>>::type;
-
-template <class X>
-struct is_fixed_tensor : std::false_type {};
-template <class S, class D, int O, class I>
-struct is_fixed_tensor<Eigen::TensorFixedSize<S, D, O, I>> : std::true_type {};
 
 // A new object shaped like x (uninitialised: normkit writes every element).
 template <class X>

@@ -42,9 +42,12 @@ struct SumToOne {
     if (add_epsilon) return detail::SliceMap<A>{0, A(1) / (sum + A(epsilon)), 0};
     if (std::fabs(sum) <= A(epsilon) || std::isinf(sum)) {
       switch (degenerate) {
-        case Degenerate::uniform: return detail::SliceMap<A>::constant(A(1) / t.n);
-        case Degenerate::zeros: return detail::SliceMap<A>::constant(A(0));
-        default: return detail::nan_slice<A>();
+        case Degenerate::uniform:
+          return detail::SliceMap<A>::constant(A(1) / t.n);
+        case Degenerate::zeros:
+          return detail::SliceMap<A>::constant(A(0));
+        default:
+          return detail::nan_slice<A>();
       }
     }
     return detail::SliceMap<A>{0, A(1) / sum, 0};

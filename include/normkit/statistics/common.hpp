@@ -1,9 +1,12 @@
 // normkit/statistics/common.hpp - shared pieces of the statistics.
 //
 // A statistic reduces one block of a slice in two layers:
-//  * `reduce<SkipNan, V>(load, steps)` runs over `steps` lane values
+//  * `reduce<SkipNan, Fold, V>(load, steps)` runs over `steps` lane values
 //    (load(j) gives the j-th) in the element type and returns one partial per
-//    lane (a std::array of V, field 0 being the count of values taken);
+//    lane (a std::array of V, field 0 being the count of values taken). With
+//    Fold the lanes hold parts of one slice: the kernel combines them (and
+//    shares shifts/maxima across them) so every lane holds the block's
+//    partial, and one lane is merged; without Fold each lane is its own slice;
 //  * `Total<A>::add(lane)` merges one lane's partial into the slice's running
 //    total, kept in a wide type A (double, or long double in the rescue pass).
 // Blocks are short, so the element-type part never accumulates enough to lose
@@ -12,6 +15,7 @@
 
 #include <array>
 #include <cstddef>
+#include <limits>
 
 #include "../detail/lanes.hpp"
 
@@ -38,6 +42,37 @@ V screen(const V& x, const V& neutral, V& count) {
 template <bool SkipNan, class V>
 void finish_count(V& count, Index steps) {
   if constexpr (!SkipNan) count = V(static_cast<detail::scalar_of<V>>(steps));
+}
+
+// Lane combination when the lanes are one slice (Fold), identity otherwise.
+template <bool Fold, class V>
+V fold_sum(const V& v) {
+  if constexpr (Fold)
+    return detail::across_sum(v);
+  else
+    return v;
+}
+
+template <bool Fold, class V>
+V fold_max(const V& v) {
+  if constexpr (Fold)
+    return detail::across_max(v);
+  else
+    return v;
+}
+
+template <bool Fold, class V>
+V fold_min(const V& v) {
+  if constexpr (Fold)
+    return detail::across_min(v);
+  else
+    return v;
+}
+
+// Below this a square in T has lost bits to gradual underflow.
+template <class T, class A>
+constexpr A tiny_square() {
+  return A(std::numeric_limits<T>::min()) / A(std::numeric_limits<T>::epsilon());
 }
 
 // Neumaier-compensated running sum of block partials.

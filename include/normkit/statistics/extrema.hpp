@@ -16,7 +16,7 @@ void note_nan(const V& x, V& seen) {
 struct MaxAbs {
   enum : std::size_t { count, max_abs, nan_seen, fields };
 
-  template <bool SkipNan, class V, class Load>
+  template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     V n(0), m(0), nan(0);
     for (Index j = 0; j < steps; ++j) {
@@ -25,7 +25,7 @@ struct MaxAbs {
       m = detail::vmax(m, detail::vabs(x));
     }
     finish_count<SkipNan>(n, steps);
-    return {n, m, nan};
+    return {fold_sum<Fold>(n), fold_max<Fold>(m), fold_max<Fold>(nan)};
   }
 
   template <class A>
@@ -50,7 +50,7 @@ struct MaxAbs {
 struct MinMaxRange {
   enum : std::size_t { count, min, max, nan_seen, fields };
 
-  template <bool SkipNan, class V, class Load>
+  template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     using S = detail::scalar_of<V>;
     V n(0), lo(detail::infinity<S>()), hi(-detail::infinity<S>()), nan(0);
@@ -64,7 +64,7 @@ struct MinMaxRange {
         hi = detail::vmax(hi, x);
     }
     finish_count<SkipNan>(n, steps);
-    return {n, lo, hi, nan};
+    return {fold_sum<Fold>(n), fold_min<Fold>(lo), fold_max<Fold>(hi), fold_max<Fold>(nan)};
   }
 
   template <class A>

@@ -11,7 +11,7 @@ template <bool Absolute>
 struct LinearSum {
   enum : std::size_t { count, sum, fields };
 
-  template <bool SkipNan, class V, class Load>
+  template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     V n(0), s(0);
     for (Index j = 0; j < steps; ++j) {
@@ -19,7 +19,7 @@ struct LinearSum {
       s = s + (Absolute ? detail::vabs(x) : x);
     }
     finish_count<SkipNan>(n, steps);
-    return {n, s};
+    return {fold_sum<Fold>(n), fold_sum<Fold>(s)};
   }
 
   template <class A>

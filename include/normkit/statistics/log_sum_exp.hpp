@@ -17,13 +17,14 @@ namespace normkit::stats {
 struct LogSumExp {
   enum : std::size_t { count, max, sum_exp, fields };
 
-  template <bool SkipNan, class V, class Load>
+  template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     using S = detail::scalar_of<V>;
     const V minus_inf(-detail::infinity<S>());
     V n(0), m(minus_inf);
     for (Index j = 0; j < steps; ++j) m = detail::vmax(m, screen<SkipNan>(load(j), minus_inf, n));
     finish_count<SkipNan>(n, steps);
+    m = fold_max<Fold>(m);
     const V base = detail::lane_select(m == minus_inf, V(0), m);
     V s(0);
     for (Index j = 0; j < steps; ++j) {
@@ -31,7 +32,7 @@ struct LogSumExp {
       if constexpr (SkipNan) x = detail::lane_select(detail::is_nan(x), minus_inf, x);
       s = s + detail::vexp(x - base);
     }
-    return {n, m, s};
+    return {fold_sum<Fold>(n), m, fold_sum<Fold>(s)};
   }
 
   template <class A>
@@ -48,7 +49,8 @@ struct LogSumExp {
       }
       const A top = m > mb ? m : mb;
       if (top == -detail::infinity<A>()) return;
-      s = (m == -detail::infinity<A>() ? A(0) : s * std::exp(m - top)) + (mb == -detail::infinity<A>() ? A(0) : sb * std::exp(mb - top));
+      s = (m == -detail::infinity<A>() ? A(0) : s * std::exp(m - top)) +
+          (mb == -detail::infinity<A>() ? A(0) : sb * std::exp(mb - top));
       m = top;
     }
   };

@@ -1,8 +1,8 @@
 // normkit/statistics/moments.hpp - count, mean, M2 = sum (x - mean)^2, min, max
 // (ZScore, LayerNorm).
 //
-// Each block is reduced twice from cache: first its per-lane mean (the
-// "shift"), then the deviations from it, sum d and sum d^2. Because d is small
+// Each block is reduced twice from cache: first its mean (per lane, or shared
+// by the lanes of one slice: the "shift"), then the deviations from it, sum d and sum d^2. Because d is small
 // next to x, data like 1e6 + N(0,1) keep their variance in float, and
 // sum d^2 - (sum d)^2 / n corrects for the shift not being the exact mean.
 // Blocks then merge with Chan's formula in the wide type. min and max are kept
@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cmath>
-#include <limits>
 
 #include "common.hpp"
 
@@ -20,7 +19,7 @@ namespace normkit::stats {
 struct Moments {
   enum : std::size_t { count, shift, dev_sum, dev_sq, min, max, fields };
 
-  template <bool SkipNan, class V, class Load>
+  template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     using S = detail::scalar_of<V>;
     V n(0), sum(0), lo(detail::infinity<S>()), hi(-detail::infinity<S>());
@@ -37,7 +36,8 @@ struct Moments {
       }
     }
     finish_count<SkipNan>(n, steps);
-    const V center = sum / detail::vmax(n, V(1));
+    n = fold_sum<Fold>(n);
+    const V center = fold_sum<Fold>(sum) / detail::vmax(n, V(1));
     V d1(0), d2(0);
     for (Index j = 0; j < steps; ++j) {
       const V x = load(j);
@@ -46,7 +46,7 @@ struct Moments {
       d1 = d1 + d;
       d2 = detail::mul_add(d, d, d2);
     }
-    return {n, center, d1, d2, lo, hi};
+    return {n, center, fold_sum<Fold>(d1), fold_sum<Fold>(d2), fold_min<Fold>(lo), fold_max<Fold>(hi)};
   }
 
   template <class A>
@@ -61,6 +61,11 @@ struct Moments {
       const A d1 = A(lane[dev_sum]);
       const A mean_b = A(lane[shift]) + d1 / nb;
       const A m2_b = A(lane[dev_sq]) - d1 * d1 / nb;
+      if (n == A(0)) {  // the first block: nothing to merge with
+        n = nb, mean = mean_b, m2 = m2_b > A(0) ? m2_b : A(0);
+        lo = A(lane[min]), hi = A(lane[max]);
+        return;
+      }
       const A total = n + nb;
       const A delta = mean_b - mean;
       mean += delta * (nb / total);
@@ -75,8 +80,8 @@ struct Moments {
   // underflow in the element type, are recomputed in long double.
   template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
-    const A tiny = std::sqrt(A(std::numeric_limits<T>::min()) / A(std::numeric_limits<T>::epsilon()));
-    return !std::isfinite(t.m2) || !std::isfinite(t.mean) || (t.hi > t.lo && t.hi - t.lo < tiny);
+    const A range = t.hi - t.lo;
+    return !std::isfinite(t.m2) || !std::isfinite(t.mean) || (range > A(0) && range * range < tiny_square<T, A>());
   }
 };
 

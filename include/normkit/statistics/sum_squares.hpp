@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cmath>
-#include <limits>
 
 #include "common.hpp"
 
@@ -11,7 +10,7 @@ namespace normkit::stats {
 struct SumSquares {
   enum : std::size_t { count, sum_sq, max_abs, fields };
 
-  template <bool SkipNan, class V, class Load>
+  template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     V n(0), s(0), m(0);
     for (Index j = 0; j < steps; ++j) {
@@ -20,7 +19,7 @@ struct SumSquares {
       m = detail::vmax(m, detail::vabs(x));
     }
     finish_count<SkipNan>(n, steps);
-    return {n, s, m};
+    return {fold_sum<Fold>(n), fold_sum<Fold>(s), fold_max<Fold>(m)};
   }
 
   template <class A>
@@ -39,12 +38,11 @@ struct SumSquares {
   };
 
   // Squares in the element type overflow for |x| beyond sqrt(max) and lose
-  // their low bits (or vanish) for |x| below sqrt(min_normal / epsilon); such
-  // slices are recomputed in long double, whose range holds every square.
+  // their low bits (or vanish) once x^2 < min_normal / epsilon; such slices
+  // are recomputed in long double, whose range holds every square.
   template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
-    const A tiny = std::sqrt(A(std::numeric_limits<T>::min()) / A(std::numeric_limits<T>::epsilon()));
-    return std::isinf(t.value()) || (t.m > A(0) && t.m < tiny);
+    return std::isinf(t.value()) || (t.m > A(0) && t.m * t.m < tiny_square<T, A>());
   }
 };
 
