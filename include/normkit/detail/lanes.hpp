@@ -84,12 +84,20 @@ V vabs(const V& a) {
     return xsimd::abs(a);
 }
 
+// xsimd's exp converts its scaled argument to an integer, which is undefined
+// for NaN, infinities and huge magnitudes. Arguments are clamped to where the
+// result is already 0 or inf (float: below -104 or above 89; double: -746,
+// 710), and NaN lanes are passed through.
 template <class V>
 V vexp(const V& a) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_scalar_lane<V>) {
     return std::exp(a);
-  else
-    return xsimd::exp(a);
+  } else {
+    using S = scalar_of<V>;
+    constexpr bool single = std::is_same<S, float>::value;
+    const V lo(single ? S(-104) : S(-746)), hi(single ? S(89) : S(710));
+    return xsimd::select(xsimd::isnan(a), a, xsimd::exp(xsimd::min(xsimd::max(a, lo), hi)));
+  }
 }
 
 // a*b + c. Batches use the fused instruction where the target has one; the

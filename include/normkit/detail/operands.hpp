@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <unsupported/Eigen/CXX11/Tensor>
 
 #include "../axes.hpp"
@@ -26,11 +27,20 @@ namespace normkit::detail {
 template <class X>
 using bare = std::remove_cv_t<std::remove_reference_t<X>>;
 
-template <class X>
-constexpr bool is_tensor = std::is_base_of<Eigen::TensorBase<bare<X>, Eigen::ReadOnlyAccessors>, bare<X>>::value;
+// Derived-to-base tests: Eigen types derive from their bases with another
+// Derived (a VectorBlock is a DenseBase<Block<...>>), so is_base_of misses them.
+template <class D>
+std::true_type derives_tensor(const Eigen::TensorBase<D, Eigen::ReadOnlyAccessors>*);
+std::false_type derives_tensor(...);
+template <class D>
+std::true_type derives_dense(const Eigen::DenseBase<D>*);
+std::false_type derives_dense(...);
 
 template <class X>
-constexpr bool is_dense = std::is_base_of<Eigen::DenseBase<bare<X>>, bare<X>>::value;
+constexpr bool is_tensor = decltype(derives_tensor(std::declval<bare<X>*>()))::value;
+
+template <class X>
+constexpr bool is_dense = decltype(derives_dense(std::declval<bare<X>*>()))::value;
 
 template <class X>
 constexpr bool is_operand = is_tensor<X> || is_dense<X>;

@@ -21,13 +21,34 @@ namespace normkit::detail {
 template <class A>
 struct SliceMap {
   A center = 0;
-  A scale = 1;
+  A scale = 1;  // times 2^scale_exp: 1/d for d near the limits of A overflows A
   A offset = 0;
   bool fill = false;  // write fill_value instead of the map
   A fill_value = 0;
+  int scale_exp = 0;
 
   static SliceMap constant(A value) { return {0, 0, 0, true, value}; }
 };
+
+// y = (x - center) / d + offset, for any d (subnormal too; 0 gives inf).
+template <class A>
+SliceMap<A> divided_by(A center, A d, A offset) {
+  if (std::isfinite(d) && d != A(0) && !std::isfinite(A(1) / d)) {
+    const int e = std::ilogb(d);
+    return {center, A(1) / std::ldexp(d, -e), offset, false, 0, -e};
+  }
+  return {center, A(1) / d, offset};
+}
+
+// y = (x - center) * scale + offset, for a scale computed in long double.
+template <class A>
+SliceMap<A> scaled_by(A center, long double scale, A offset) {
+  if (std::isfinite(scale) && scale != 0.0L && !std::isfinite(A(scale))) {
+    const int e = std::ilogb(scale);
+    return {center, A(std::ldexp(scale, -e)), offset, false, 0, e};
+  }
+  return {center, A(scale), offset};
+}
 
 template <class T>
 struct MapParams {
@@ -39,20 +60,23 @@ struct MapParams {
 template <class T, class A>
 MapParams<T> to_params(const SliceMap<A>& m) {
   if (m.fill) return {T(1), T(0), T(0), T(0), T(1), T(m.fill_value)};
-  A prescale = 1;
+  A prescale = 1, scale = m.scale;
   const A magnitude = std::fabs(m.scale);
-  if (std::isfinite(m.scale) && magnitude != A(0) &&
-      (magnitude < A(std::numeric_limits<T>::min()) || magnitude > A(std::numeric_limits<T>::max()))) {
-    const int limit = std::numeric_limits<T>::max_exponent - 2;
-    int e = std::ilogb(magnitude);
-    e = e < -limit ? -limit : e > limit ? limit : e;
-    prescale = std::ldexp(A(1), e);
+  if (std::isfinite(m.scale) && magnitude != A(0)) {
+    const int e = std::ilogb(magnitude) + m.scale_exp;  // of the true scale
+    if (m.scale_exp != 0 || e < std::numeric_limits<T>::min_exponent || e >= std::numeric_limits<T>::max_exponent) {
+      const int limit = std::numeric_limits<T>::max_exponent - 2;
+      const int k = e < -limit ? -limit : e > limit ? limit : e;
+      prescale = std::ldexp(A(1), k);
+      scale = std::ldexp(m.scale, m.scale_exp - k);
+    }
   }
   const A center = m.center * prescale;
   const T center_hi = T(center);
-  const A scale = m.scale / prescale;
-  // An infinite center has no rounding to fold (and inf - inf would be NaN).
-  const A offset = std::isfinite(center) ? m.offset - (center - A(center_hi)) * scale : m.offset;
+  // Fold the part of the center that T cannot hold into the offset (nothing
+  // to fold for an exact or infinite center; 0 * inf would be NaN).
+  const A center_lo = std::isfinite(center) ? center - A(center_hi) : A(0);
+  const A offset = center_lo != A(0) ? m.offset - center_lo * scale : m.offset;
   return {T(prescale), center_hi, T(scale), T(offset), T(0), T(0)};
 }
 

@@ -33,7 +33,8 @@ SliceMap<A> nan_slice() {
 template <class A>
 SliceMap<A> divide_by(A d) {
   if (std::isnan(d)) return nan_slice<A>();
-  return {A(0), d == A(0) ? A(0) : A(1) / d, A(0)};
+  if (d == A(0)) return {A(0), A(0), A(0)};
+  return divided_by(A(0), d, A(0));
 }
 
 }  // namespace normkit::detail

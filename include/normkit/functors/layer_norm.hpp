@@ -32,10 +32,10 @@ struct LayerNorm {
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
-    if (std::isnan(t.mean)) return detail::nan_slice<A>();
+    if (t.nan) return detail::nan_slice<A>();
     const bool constant = t.hi == t.lo;
     const A var = constant ? A(0) : t.m2 / t.n;
-    return detail::SliceMap<A>{constant ? t.lo : t.mean, A(1) / std::sqrt(var + A(epsilon)), 0};
+    return detail::divided_by<A>(constant ? t.lo : t.mean, std::sqrt(var + A(epsilon)), 0);
   }
 
   NORMKIT_CALL_OPERATORS

@@ -36,7 +36,7 @@ struct MinMax {
     // long double: max - min of doubles can exceed the double range.
     using R = long double;
     const R scale = (R(hi) - R(lo)) / (R(t.hi) - R(t.lo));
-    return detail::SliceMap<A>{t.lo, A(scale), A(lo)};
+    return detail::scaled_by<A>(t.lo, scale, A(lo));
   }
 
   NORMKIT_CALL_OPERATORS

@@ -32,7 +32,7 @@ struct RMSNorm {
     using A = detail::wide_t<Total>;
     const A mean_sq = t.value() / t.n;
     if (std::isnan(mean_sq)) return detail::nan_slice<A>();
-    return detail::SliceMap<A>{0, A(1) / std::sqrt(mean_sq + A(epsilon)), 0};
+    return detail::divided_by<A>(0, std::sqrt(mean_sq + A(epsilon)), 0);
   }
 
   NORMKIT_CALL_OPERATORS

@@ -8,13 +8,11 @@ namespace normkit {
 
 /// Divides each slice by its sum so it sums to one (a probability vector from
 /// non-negative weights, the Keras "normalize to sum 1" layer).
-///  * A slice is degenerate when |sum| <= epsilon or the sum is infinite;
-///    `degenerate` then picks its output: 1/n (default, still sums to one),
-///    zeros or NaN.
+///  * A slice is degenerate when |sum| <= epsilon or the sum is not finite
+///    (infinite elements; +inf and -inf together make it NaN); `degenerate`
+///    then picks its output: 1/n (default, still sums to one), zeros or NaN.
 ///  * add_epsilon = true reproduces the Keras-tutorial form x / (sum + epsilon)
 ///    exactly, with no degenerate handling (a zero sum divides by epsilon).
-///  * ±inf elements follow IEEE arithmetic: a sum of +inf and -inf is NaN, so
-///    the slice is NaN; a sum of +inf alone is degenerate.
 template <class T>
 struct SumToOne {
   using value_type = T;
@@ -38,9 +36,9 @@ struct SumToOne {
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
     const A sum = t.value();
-    if (std::isnan(sum)) return detail::nan_slice<A>();
-    if (add_epsilon) return detail::SliceMap<A>{0, A(1) / (sum + A(epsilon)), 0};
-    if (std::fabs(sum) <= A(epsilon) || std::isinf(sum)) {
+    if (t.nan) return detail::nan_slice<A>();
+    if (add_epsilon) return detail::divided_by<A>(0, sum + A(epsilon), 0);
+    if (!(std::fabs(sum) > A(epsilon)) || !std::isfinite(sum)) {
       switch (degenerate) {
         case Degenerate::uniform:
           return detail::SliceMap<A>::constant(A(1) / t.n);
@@ -50,7 +48,7 @@ struct SumToOne {
           return detail::nan_slice<A>();
       }
     }
-    return detail::SliceMap<A>{0, A(1) / sum, 0};
+    return detail::divided_by<A>(0, sum, 0);
   }
 
   NORMKIT_CALL_OPERATORS

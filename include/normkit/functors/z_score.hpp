@@ -38,11 +38,12 @@ struct ZScore {
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
-    if (std::isnan(t.mean) || t.n - A(ddof) <= A(0)) return detail::nan_slice<A>();
-    const A sd = std::sqrt(t.m2 / (t.n - A(ddof)));
-    if (add_epsilon) return detail::SliceMap<A>{t.hi == t.lo ? t.lo : t.mean, A(1) / (sd + A(epsilon)), 0};
-    if (t.hi == t.lo || sd <= A(epsilon)) return detail::SliceMap<A>::constant(A(0));
-    return detail::SliceMap<A>{t.mean, A(1) / sd, 0};
+    if (t.nan || t.n - A(ddof) <= A(0)) return detail::nan_slice<A>();
+    const bool constant = t.hi == t.lo;  // exact, also for a slice of equal infinities
+    const A sd = constant ? A(0) : std::sqrt(t.m2 / (t.n - A(ddof)));
+    if (add_epsilon) return detail::divided_by<A>(constant ? t.lo : t.mean, sd + A(epsilon), 0);
+    if (constant || sd <= A(epsilon)) return detail::SliceMap<A>::constant(A(0));
+    return detail::divided_by<A>(t.mean, sd, 0);
   }
 
   NORMKIT_CALL_OPERATORS

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 
@@ -36,6 +37,12 @@ V screen(const V& x, const V& neutral, V& count) {
     (void)count;
     return x;
   }
+}
+
+// Without SkipNan, records in `seen` (as 1) that a NaN was taken.
+template <bool SkipNan, class V>
+void note_nan(const V& x, V& seen) {
+  if constexpr (!SkipNan) seen = detail::lane_select(detail::is_nan(x), V(1), seen);
 }
 
 // Without SkipNan every value counts, so the count needs no per-element work.
@@ -83,8 +90,9 @@ struct CompensatedSum {
 
   void add(A x) {
     const A t = sum + x;
-    // Which operand lost bits depends on which is larger.
-    carry += (sum >= x || sum <= -x) ? (sum - t) + x : (x - t) + sum;
+    // Which operand lost bits depends on which is larger; an infinite sum has
+    // nothing to compensate (and inf - inf would poison the carry).
+    if (std::isfinite(t)) carry += (sum >= x || sum <= -x) ? (sum - t) + x : (x - t) + sum;
     sum = t;
   }
   A value() const { return sum + carry; }

@@ -1,17 +1,12 @@
 // normkit/statistics/extrema.hpp - max |x| (MaxNorm) and min/max (MinMax).
 //
 // max/min drop NaNs (maxps semantics), so without SkipNan these also record
-// whether a NaN was seen, for the propagate policy.
+// whether a NaN was seen (note_nan), for the propagate policy.
 #pragma once
 
 #include "common.hpp"
 
 namespace normkit::stats {
-
-template <bool SkipNan, class V>
-void note_nan(const V& x, V& seen) {
-  if constexpr (!SkipNan) seen = detail::lane_select(detail::is_nan(x), V(1), seen);
-}
 
 struct MaxAbs {
   enum : std::size_t { count, max_abs, nan_seen, fields };

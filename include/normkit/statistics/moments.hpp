@@ -53,23 +53,25 @@ struct Moments {
   struct Total {
     A n = 0, mean = 0, m2 = 0;
     A lo = detail::infinity<A>(), hi = -detail::infinity<A>();
+    bool nan = false;  // a NaN was taken (the shift is NaN; infinities alone leave it ±inf)
 
     template <class S>
     void add(const std::array<S, fields>& lane) {
       const A nb = A(lane[count]);
       if (nb == A(0)) return;
+      nan = nan || std::isnan(A(lane[shift]));
       const A d1 = A(lane[dev_sum]);
       const A mean_b = A(lane[shift]) + d1 / nb;
       const A m2_b = A(lane[dev_sq]) - d1 * d1 / nb;
       if (n == A(0)) {  // the first block: nothing to merge with
-        n = nb, mean = mean_b, m2 = m2_b > A(0) ? m2_b : A(0);
+        n = nb, mean = mean_b, m2 = m2_b < A(0) ? A(0) : m2_b;  // keeps NaN
         lo = A(lane[min]), hi = A(lane[max]);
         return;
       }
       const A total = n + nb;
       const A delta = mean_b - mean;
       mean += delta * (nb / total);
-      m2 += (m2_b > A(0) ? m2_b : A(0)) + delta * delta * (n * nb / total);
+      m2 += (m2_b < A(0) ? A(0) : m2_b) + delta * delta * (n * nb / total);
       n = total;
       lo = lo < A(lane[min]) ? lo : A(lane[min]);
       hi = hi > A(lane[max]) ? hi : A(lane[max]);

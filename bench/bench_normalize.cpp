@@ -1,0 +1,644 @@
+// bench/bench_normalize.cpp - normkit vs a hand-written Eigen Tensor expression,
+// oneDNN and libtorch, against two memory-bound floors on the same buffers.
+//
+// Benchmarks are named op/impl/type/layout/cols:C/MiB:M (floors: op "floor")
+// and carry the same numbers as counters (cols, len, mib, strided, threads) so
+// bench/report.py can parse either. Every implementation is compared with the
+// long-double reference of tests/reference.hpp before it is timed; a mismatch
+// is reported with SkipWithError (and makes --smoke exit non-zero).
+//
+//   normkit_bench [--smoke] [--sizes=4,256] [--impls=normkit,torch,...] [Google Benchmark flags]
+//   --smoke:  tiny shapes (64 KiB) and --benchmark_min_time=0.001, for the CTest smoke test
+//   --sizes:  tensor sizes in MiB (default 4,256)
+//   --impls:  register only these (normkit normkit_mt eigen_naive onednn torch floor_scale
+//             floor_memcpy); bench/run.sh times normkit_mt unpinned, the rest on one core
+//
+// EIGEN_USE_THREADS comes from CMake: it must precede every Tensor include.
+#include <benchmark/benchmark.h>
+
+#include <normkit/normkit.hpp>
+#include <unsupported/Eigen/CXX11/Tensor>
+
+#include "bench_ops.hpp"
+#include "reference.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+// normkit_mt needs the f(x, axes, out, device) overload. -1 (default): use it
+// when it compiles, else skip normkit_mt with a note; 1: require it (a missing
+// overload is a compile error that shows why); 0: off.
+#ifndef NORMKIT_BENCH_MT
+#define NORMKIT_BENCH_MT -1
+#endif
+
+namespace bench {
+namespace {
+
+using Eigen::Index;
+using Runner = std::function<void()>;
+
+constexpr int kThreads = 2;
+
+// ------------------------------------------------------------------ shapes
+
+enum class Layout { rowmajor, rowmajor_axis0, colmajor_last };
+constexpr const char* kLayoutNames[] = {"rowmajor", "rowmajor_axis0", "colmajor_last"};
+
+// A 2-D tensor [d0, d1] normalized along `axis`:
+//   rowmajor:       RowMajor [rows, cols], axis 1 (contiguous rows)
+//   rowmajor_axis0: RowMajor [n, 768], axis 0 (slices of length n, stride 768)
+//   colmajor_last:  ColMajor [n, 768], axis 1 (the last axis of Eigen's default
+//                   layout: slices of length 768, stride n)
+struct Shape {
+  Layout layout;
+  Index cols;  // the label: the row length, or 768 for the strided layouts
+  Index d0, d1;
+  int axis;
+  Geometry geo;
+  Index size() const { return d0 * d1; }
+};
+
+Shape make_shape(Layout layout, Index cols, Index elements) {
+  const Index n = std::max<Index>(1, elements / cols);  // >= 1 row for --smoke
+  switch (layout) {
+    case Layout::rowmajor:
+      return {layout, cols, n, cols, 1, {n, cols, cols, 1}};
+    case Layout::rowmajor_axis0:
+      return {layout, cols, n, cols, 0, {cols, n, 1, cols}};
+    case Layout::colmajor_last:
+      return {layout, cols, n, cols, 1, {n, cols, 1, n}};
+  }
+  throw std::logic_error("make_shape: unknown layout");
+}
+
+template <class T, int L>
+using InMap = Eigen::TensorMap<const Eigen::Tensor<T, 2, L>>;
+template <class T, int L>
+using OutMap = Eigen::TensorMap<Eigen::Tensor<T, 2, L>>;
+
+// Calls fn(x_map, y_map) with maps of the shape's layout.
+template <class T, class Fn>
+decltype(auto) with_views(const Shape& s, const T* x, T* y, Fn&& fn) {
+  if (s.layout == Layout::colmajor_last)
+    return fn(InMap<T, Eigen::ColMajor>(x, s.d0, s.d1), OutMap<T, Eigen::ColMajor>(y, s.d0, s.d1));
+  return fn(InMap<T, Eigen::RowMajor>(x, s.d0, s.d1), OutMap<T, Eigen::RowMajor>(y, s.d0, s.d1));
+}
+
+// ------------------------------------------------------------------ implementations
+
+enum class Impl { normkit, normkit_mt, eigen_naive, onednn, torch, floor_scale, floor_memcpy };
+constexpr const char* kImplNames[] = {"normkit", "normkit_mt", "eigen_naive", "onednn",
+                                      "torch",   "floor_scale", "floor_memcpy"};
+constexpr Impl kOpImpls[] = {Impl::normkit, Impl::normkit_mt, Impl::eigen_naive, Impl::onednn, Impl::torch};
+constexpr Impl kFloors[] = {Impl::floor_scale, Impl::floor_memcpy};
+
+// What the impls need to know about one problem; gamma/beta are nullptr when the op has none.
+template <class T>
+struct Problem {
+  Op op;
+  Shape shape;
+  const T* x;
+  T* y;
+  const T* gamma;
+  const T* beta;
+};
+
+// Calls fn(functor) with the normkit functor of op, configured like the reference.
+template <class T, class Fn>
+decltype(auto) with_functor(Op op, Fn&& fn) {
+  switch (op) {
+    case Op::sum_to_one: return fn(normkit::SumToOne<T>{});
+    case Op::l1: return fn(normkit::L1Norm<T>{T(kNormEps)});
+    case Op::l2: return fn(normkit::L2Norm<T>{T(kNormEps)});
+    case Op::max_norm: return fn(normkit::MaxNorm<T>{});
+    case Op::min_max: return fn(normkit::MinMax<T>{});
+    case Op::z_score: return fn(normkit::ZScore<T>{});
+    case Op::layer_norm: return fn(normkit::LayerNorm<T>{T(kLayerNormEps)});
+    case Op::rms_norm: return fn(normkit::RMSNorm<T>{T(kRmsNormEps)});
+    case Op::softmax: return fn(normkit::Softmax<T>{});
+    case Op::log_softmax: return fn(normkit::LogSoftmax<T>{});
+  }
+  throw std::logic_error("with_functor: unknown op");
+}
+
+template <class Sig, class = void>
+struct callable : std::false_type {};
+template <class F, class... A>
+struct callable<F(A...), std::void_t<decltype(std::declval<F>()(std::declval<A>()...))>> : std::true_type {};
+
+// Whether f(x, axes, [affine,] y, device) is there (see NORMKIT_BENCH_MT).
+template <class F, class X, class Y>
+constexpr bool mt_enabled() {
+  using Dev = const Eigen::ThreadPoolDevice&;
+  using W = const normkit::Affine<typename F::value_type>&;
+  if constexpr (NORMKIT_BENCH_MT >= 0) {
+    return NORMKIT_BENCH_MT == 1;
+  } else if constexpr (F::accepts_weights) {
+    return callable<const F&(const X&, normkit::Axes, W, Y&, Dev)>::value;
+  } else {
+    return callable<const F&(const X&, normkit::Axes, Y&, Dev)>::value;
+  }
+}
+
+// normkit into the preallocated output; with a device when dev != nullptr.
+// Returns an empty Runner if the threaded overload is not available.
+template <class T>
+Runner normkit_runner(const Problem<T>& p, const Eigen::ThreadPoolDevice* dev, bool threaded) {
+  return with_views(p.shape, p.x, p.y, [&](auto x, auto y) {
+    return with_functor<T>(p.op, [&](auto f) -> Runner {
+      using F = decltype(f);
+      const int axis = p.shape.axis;
+      if constexpr (F::accepts_weights) {
+        const Index len = p.shape.geo.len;
+        const Eigen::TensorMap<const Eigen::Tensor<T, 1>> g(p.gamma, len), b(p.beta ? p.beta : p.gamma, len);
+        const bool has_beta = p.beta != nullptr;
+        if (!threaded)
+          return [=]() mutable { f(x, axis, has_beta ? normkit::affine(g, b) : normkit::affine(g), y); };
+        if constexpr (mt_enabled<F, decltype(x), decltype(y)>())
+          return [=]() mutable { f(x, axis, has_beta ? normkit::affine(g, b) : normkit::affine(g), y, *dev); };
+      } else {
+        if (!threaded) return [=]() mutable { f(x, axis, y); };
+        if constexpr (mt_enabled<F, decltype(x), decltype(y)>()) return [=]() mutable { f(x, axis, y, *dev); };
+      }
+      return nullptr;
+    });
+  });
+}
+
+// The Eigen Tensor code a user writes: reductions, then reshape + broadcast.
+// Statistics are evaluated into small tensors first: left inline inside the
+// broadcast, a partial reduction is recomputed for every element (O(len^2):
+// 273 ms instead of 0.8 ms for sum_to_one on 4 MiB with len 4096).
+template <class T, class X, class Y>
+void eigen_naive(Op op, int axis, const X& x, Y& y, const T* gamma, const T* beta) {
+  constexpr int L = Eigen::internal::traits<X>::Layout;
+  using Stat = Eigen::Tensor<T, 1, L>;
+  using Vec = Eigen::TensorMap<const Eigen::Tensor<T, 1, L>>;
+  const Index len = x.dimension(axis);
+  const Eigen::array<Index, 1> red{axis};
+  Eigen::array<Index, 2> keep{x.dimension(0), x.dimension(1)}, bc{1, 1}, wshape{1, 1}, wbc = keep;
+  keep[axis] = 1;
+  bc[axis] = len;
+  wshape[axis] = len;
+  wbc[axis] = 1;
+  const auto per_slice = [&](const auto& s) { return s.reshape(keep).broadcast(bc); };
+  const auto per_position = [&](const T* w) { return Vec(w, len).reshape(wshape).broadcast(wbc); };
+  switch (op) {
+    case Op::sum_to_one: {
+      const Stat s = x.sum(red);
+      y = x / per_slice(s);
+      return;
+    }
+    case Op::l1: {
+      const Stat s = x.abs().sum(red).cwiseMax(T(kNormEps));
+      y = x / per_slice(s);
+      return;
+    }
+    case Op::l2: {
+      const Stat s = x.square().sum(red).sqrt().cwiseMax(T(kNormEps));
+      y = x / per_slice(s);
+      return;
+    }
+    case Op::max_norm: {
+      const Stat s = x.abs().maximum(red);
+      y = x / per_slice(s);
+      return;
+    }
+    case Op::min_max: {
+      const Stat lo = x.minimum(red);
+      const Stat range = x.maximum(red) - lo;
+      y = (x - per_slice(lo)) / per_slice(range);
+      return;
+    }
+    case Op::z_score:
+    case Op::layer_norm: {
+      const Stat mean = x.mean(red);
+      const Stat var = (x - per_slice(mean)).square().mean(red);
+      if (op == Op::z_score) {
+        y = (x - per_slice(mean)) / per_slice(var.sqrt());
+      } else {
+        y = (x - per_slice(mean)) * per_slice((var + T(kLayerNormEps)).rsqrt()) * per_position(gamma) +
+            per_position(beta);
+      }
+      return;
+    }
+    case Op::rms_norm: {
+      const Stat ms = x.square().mean(red);
+      y = x * per_slice((ms + T(kRmsNormEps)).rsqrt()) * per_position(gamma);
+      return;
+    }
+    case Op::softmax:
+    case Op::log_softmax: {
+      const Stat m = x.maximum(red);
+      const Stat s = (x - per_slice(m)).exp().sum(red);
+      if (op == Op::softmax) y = (x - per_slice(m)).exp() / per_slice(s);
+      else y = x - per_slice(m) - per_slice(s.log());
+      return;
+    }
+  }
+}
+
+const Eigen::ThreadPoolDevice& pool_device() {
+  static Eigen::ThreadPool pool(kThreads);
+  static const Eigen::ThreadPoolDevice device(&pool, kThreads);
+  return device;
+}
+
+template <class T>
+PeerProblem peer_problem(const Problem<T>& p) {
+  return {p.op, std::is_same<T, double>::value, p.shape.geo, p.x, p.y, p.gamma, p.beta};
+}
+
+template <class R>
+Runner shared_runner(std::unique_ptr<R> r) {
+  std::shared_ptr<R> s(std::move(r));
+  return [s] { s->run(); };
+}
+
+// Builds the timed callable; `dev` is only used by normkit_mt.
+template <class T>
+Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
+  const Index n = p.shape.size();
+  const T* x = p.x;
+  T* y = p.y;
+  switch (impl) {
+    case Impl::normkit: return normkit_runner(p, nullptr, false);
+    case Impl::normkit_mt: return normkit_runner(p, dev, true);
+    case Impl::eigen_naive:
+      return with_views(p.shape, x, y, [&](auto xv, auto yv) -> Runner {
+        return [=]() mutable { eigen_naive(p.op, p.shape.axis, xv, yv, p.gamma, p.beta); };
+      });
+    case Impl::onednn:
+#ifdef NORMKIT_BENCH_HAVE_ONEDNN
+      if (onednn_supports(p.op, std::is_same<T, double>::value)) return shared_runner(make_onednn(peer_problem(p)));
+#endif
+      return nullptr;
+    case Impl::torch:
+#ifdef NORMKIT_BENCH_HAVE_TORCH
+      if (torch_supports(p.op, std::is_same<T, double>::value)) return shared_runner(make_torch(peer_problem(p)));
+#endif
+      return nullptr;
+    case Impl::floor_scale:  // the cheapest map that reads x and writes y
+      return [=] {
+        const T c = T(0.5);
+        for (Index i = 0; i < n; ++i) y[i] = c * x[i];
+      };
+    case Impl::floor_memcpy:
+      return [=] { std::memcpy(y, x, static_cast<std::size_t>(n) * sizeof(T)); };
+  }
+  return nullptr;
+}
+
+// Whether impl has an implementation of op for T (without building it).
+template <class T>
+bool available(Impl impl, Op op, const Shape& shape) {
+  [[maybe_unused]] const bool is_double = std::is_same<T, double>::value;
+  switch (impl) {
+    case Impl::normkit_mt:
+      return static_cast<bool>(normkit_runner<T>({op, shape, nullptr, nullptr, nullptr, nullptr}, nullptr, true));
+    case Impl::onednn:
+#ifdef NORMKIT_BENCH_HAVE_ONEDNN
+      return onednn_supports(op, is_double);
+#else
+      return false;
+#endif
+    case Impl::torch:
+#ifdef NORMKIT_BENCH_HAVE_TORCH
+      return torch_supports(op, is_double);
+#else
+      return false;
+#endif
+    default:
+      return true;
+  }
+}
+
+// ------------------------------------------------------------------ buffers
+
+// The x and y buffers of the current type and size, shared by every op, shape
+// and impl: one pair is alive at a time (2 x 256 MiB at most). x is refilled
+// only when the type, size or kind of data changes; benchmarks are registered
+// type > size > op so that happens twice per size.
+class Arena {
+ public:
+  // fill: positive uniform (sum_to_one), normal(0, 1), or nullopt = any (floors).
+  template <class T>
+  std::pair<const T*, T*> get(Index n, std::optional<bool> positive) {
+    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(T) + 63) / 64 * 64;
+    if (bytes > capacity_) {
+      x_.reset();
+      y_.reset();
+      x_.reset(allocate(bytes));
+      y_.reset(allocate(bytes));
+      capacity_ = bytes;
+      tag_.clear();
+    }
+    const bool pos = positive.value_or(tag_.empty() ? false : tag_.back() == '+');
+    const std::string tag = std::string(typeid(T).name()) + std::to_string(n) + (pos ? '+' : 'N');
+    T* x = static_cast<T*>(x_.get());
+    if (tag != tag_) {
+      Eigen::TensorMap<Eigen::Tensor<T, 1>> xm(x, n);
+      if (pos) ref::fill_uniform(xm, 43, 0.01, 1.0);
+      else ref::fill_normal(xm, 42, 0.0, 1.0);
+      tag_ = tag;
+      ++generation_;
+    }
+    return {x, static_cast<T*>(y_.get())};
+  }
+  // Changes whenever x gets new contents (keys the reference cache).
+  unsigned generation() const { return generation_; }
+
+ private:
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  static void* allocate(std::size_t bytes) {
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  std::unique_ptr<void, Free> x_, y_;
+  std::size_t capacity_ = 0;
+  std::string tag_;
+  unsigned generation_ = 0;
+};
+
+Arena& arena() {
+  static Arena a;
+  return a;
+}
+
+// ------------------------------------------------------------------ reference check
+
+ref::Slice reference_slice(Op op, const ref::Slice& x, const ref::Slice* gamma, const ref::Slice* beta) {
+  switch (op) {
+    case Op::sum_to_one: return ref::sum_to_one(x, 0, ref::Degenerate::uniform, false);
+    case Op::l1: return ref::l1(x, kNormEps);
+    case Op::l2: return ref::l2(x, kNormEps, false);
+    case Op::max_norm: return ref::max_norm(x, 0);
+    case Op::min_max: return ref::min_max(x, 0, 1);
+    case Op::z_score: return ref::z_score(x, 0, 0, false);
+    case Op::layer_norm: return ref::layer_norm(x, kLayerNormEps, gamma, beta);
+    case Op::rms_norm: return ref::rms_norm(x, kRmsNormEps, gamma, beta);
+    case Op::softmax: return ref::softmax(x, ref::MaskedSlice::nan);
+    case Op::log_softmax: return ref::log_softmax(x, ref::MaskedSlice::nan);
+  }
+  throw std::logic_error("reference_slice: unknown op");
+}
+
+template <class T>
+ref::Slice gather(const T* p, const Geometry& g, Index slice) {
+  ref::Slice v(static_cast<std::size_t>(g.len));
+  for (Index i = 0; i < g.len; ++i) v[i] = static_cast<long double>(p[slice * g.slice_stride + i * g.step]);
+  return v;
+}
+
+// All slices up to 4 MiB (cheap), else the first and the last 8.
+std::vector<Index> sample_slices(const Shape& s, std::size_t bytes) {
+  std::vector<Index> out;
+  const Index n = s.geo.slices;
+  for (Index i = 0; i < n; ++i)
+    if (bytes <= (4u << 20) || i < 8 || i >= n - 8) out.push_back(i);
+  return out;
+}
+
+// The expected values of the sampled slices, concatenated. One entry is cached:
+// all impls of one (op, shape) run back to back on the same x.
+template <class T>
+const Eigen::Tensor<long double, 1>& expected(const Problem<T>& p, const std::vector<Index>& sample) {
+  static std::string key;
+  static Eigen::Tensor<long double, 1> values;
+  std::ostringstream k;
+  k << static_cast<int>(p.op) << '/' << typeid(T).name() << '/' << static_cast<int>(p.shape.layout) << '/'
+    << p.shape.d0 << 'x' << p.shape.d1 << '/' << arena().generation();
+  if (k.str() == key) return values;
+  const Geometry& g = p.shape.geo;
+  std::optional<ref::Slice> gamma, beta;
+  if (p.gamma) gamma = gather(p.gamma, {1, g.len, 0, 1}, 0);
+  if (p.beta) beta = gather(p.beta, {1, g.len, 0, 1}, 0);
+  values.resize(static_cast<Index>(sample.size()) * g.len);
+  Index at = 0;
+  for (Index s : sample)
+    for (long double v : reference_slice(p.op, gather(p.x, g, s), gamma ? &*gamma : nullptr, beta ? &*beta : nullptr))
+      values(at++) = v;
+  key = k.str();
+  return values;
+}
+
+// Runs `run` once on a NaN-poisoned y and compares the sampled slices with the
+// reference; returns an error message, empty when everything matches.
+template <class T>
+std::string check(const Problem<T>& p, const Runner& run) {
+  const Geometry& g = p.shape.geo;
+  std::fill_n(p.y, p.shape.size(), std::numeric_limits<T>::quiet_NaN());
+  run();
+  const std::vector<Index> sample = sample_slices(p.shape, static_cast<std::size_t>(p.shape.size()) * sizeof(T));
+  Eigen::Tensor<T, 1> actual(static_cast<Index>(sample.size()) * g.len);
+  Index at = 0;
+  for (Index s : sample)
+    for (Index i = 0; i < g.len; ++i) actual(at++) = p.y[s * g.slice_stride + i * g.step];
+  const bool is_float = std::is_same<T, float>::value;
+  const ref::CompareResult r = ref::compare(actual, expected(p, sample), is_float ? 1e-4L : 1e-10L,
+                                            is_float ? 1e-5L : 1e-10L);
+  if (r.ok) return {};
+  return "reference mismatch over " + std::to_string(sample.size()) + " of " + std::to_string(g.slices) +
+         " slices: " + r.message;
+}
+
+// ------------------------------------------------------------------ benchmarks
+
+std::atomic<int> g_failed_cases{0};
+
+template <class T>
+struct Case {
+  Impl impl;
+  std::optional<Op> op;  // none for the floors
+  Shape shape;
+  double mib;            // nominal size
+  Runner run{};          // bound to `bound_x`; rebuilt (and rechecked) if the buffers move
+  const T* bound_x = nullptr;
+  std::string error{};
+  bool counted = false;
+  std::vector<T> gamma{}, beta{};
+};
+
+template <class T>
+void run_case(benchmark::State& state, Case<T>& c) {
+  const Index n = c.shape.size();
+  const auto info = c.op ? &kOps[static_cast<int>(*c.op)] : nullptr;
+  state.counters["cols"] = static_cast<double>(c.shape.cols);
+  state.counters["len"] = static_cast<double>(c.shape.geo.len);
+  state.counters["mib"] = c.mib;
+  state.counters["strided"] = static_cast<double>(c.shape.layout);
+  state.counters["threads"] = c.impl == Impl::normkit_mt ? kThreads : 1;
+  try {
+    const auto [x, y] = arena().get<T>(n, info ? std::optional<bool>(info->positive_data) : std::nullopt);
+    if (!c.run || c.bound_x != x) {
+      if (info && info->gamma && c.gamma.empty()) {  // deterministic per-position weights
+        c.gamma.resize(static_cast<std::size_t>(c.shape.geo.len));
+        c.beta.resize(info->beta ? c.gamma.size() : 0);
+        Eigen::TensorMap<Eigen::Tensor<T, 1>> g(c.gamma.data(), c.shape.geo.len), b(c.beta.data(), c.beta.size());
+        ref::fill_uniform(g, 7, 0.5, 1.5);
+        ref::fill_normal(b, 8, 0.0, 0.5);
+      }
+      const Problem<T> p{c.op.value_or(Op::sum_to_one), c.shape, x, y, c.gamma.empty() ? nullptr : c.gamma.data(),
+                         c.beta.empty() ? nullptr : c.beta.data()};
+      c.run = make_runner(c.impl, p, c.impl == Impl::normkit_mt ? &pool_device() : nullptr);
+      c.bound_x = x;
+      c.error = c.op ? check(p, c.run) : std::string();
+    }
+  } catch (const std::exception& e) {
+    c.error = std::string("exception: ") + e.what();
+  }
+  if (!c.error.empty()) {
+    if (!c.counted) ++g_failed_cases, c.counted = true;
+    state.SkipWithError(c.error.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    c.run();
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * n * static_cast<std::int64_t>(sizeof(T)));
+}
+
+template <class T>
+void register_case(const char* type, Case<T> c) {
+  std::ostringstream name;
+  name << (c.op ? kOps[static_cast<int>(*c.op)].name : "floor") << '/' << kImplNames[static_cast<int>(c.impl)] << '/'
+       << type << '/' << kLayoutNames[static_cast<int>(c.shape.layout)] << "/cols:" << c.shape.cols << "/MiB:" << c.mib;
+  auto shared = std::make_shared<Case<T>>(std::move(c));
+  benchmark::RegisterBenchmark(name.str().c_str(), [shared](benchmark::State& s) { run_case(s, *shared); })
+      ->UseRealTime()  // normkit_mt works on pool threads too
+      ->Unit(benchmark::kMicrosecond);
+}
+
+const std::pair<Layout, Index> kShapes[] = {
+    {Layout::rowmajor, 64},        {Layout::rowmajor, 768},      {Layout::rowmajor, 4096},
+    {Layout::rowmajor, 32768},     {Layout::rowmajor_axis0, 768}, {Layout::colmajor_last, 768},
+};
+
+// Registration order = run order: type > size > (floors, then op) > shape > impl.
+struct Selection {
+  std::vector<std::size_t> sizes_kib;
+  std::vector<bool> impls;  // by Impl
+};
+
+template <class T>
+void register_type(const char* type, const Selection& sel, bool& mt_missing) {
+  const auto selected = [&](Impl impl) { return sel.impls[static_cast<std::size_t>(impl)]; };
+  for (std::size_t kib : sel.sizes_kib) {
+    const Index elements = static_cast<Index>(kib * 1024 / sizeof(T));
+    const double mib = static_cast<double>(kib) / 1024;
+    for (const auto& [layout, cols] : kShapes)
+      for (Impl impl : kFloors)
+        if (selected(impl)) register_case<T>(type, {impl, std::nullopt, make_shape(layout, cols, elements), mib});
+    for (const OpInfo& op : kOps)
+      for (const auto& [layout, cols] : kShapes) {
+        const Shape shape = make_shape(layout, cols, elements);
+        for (Impl impl : kOpImpls) {
+          if (!selected(impl)) continue;
+          if (available<T>(impl, op.op, shape)) register_case<T>(type, {impl, op.op, shape, mib});
+          else if (impl == Impl::normkit_mt) mt_missing = true;
+        }
+      }
+  }
+}
+
+// Removes the first argument starting with `prefix` from argv and returns what
+// follows the prefix (nullopt if absent).
+std::optional<std::string> take_arg(int& argc, char** argv, const char* prefix) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], prefix, std::strlen(prefix)) == 0) {
+      std::string value = argv[i] + std::strlen(prefix);
+      std::copy(argv + i + 1, argv + argc, argv + i);
+      --argc;
+      return value;
+    }
+  return std::nullopt;
+}
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::istringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  // Our own flags go first: Google Benchmark rejects what it does not know.
+  const bool smoke = bench::take_arg(argc, argv, "--smoke").has_value();
+  const auto sizes = bench::take_arg(argc, argv, "--sizes=");
+  const auto impls = bench::take_arg(argc, argv, "--impls=");
+  bench::Selection sel;
+  for (const std::string& mib : bench::split(sizes.value_or(smoke ? "0.0625" : "4,256")))
+    sel.sizes_kib.push_back(static_cast<std::size_t>(std::stod(mib) * 1024));
+  sel.impls.assign(std::size(bench::kImplNames), !impls);
+  for (const std::string& name : bench::split(impls.value_or(""))) {
+    const auto* it = std::find_if(std::begin(bench::kImplNames), std::end(bench::kImplNames),
+                                  [&](const char* known) { return name == known; });
+    if (it == std::end(bench::kImplNames)) {
+      std::fprintf(stderr, "--impls: unknown implementation '%s'\n", name.c_str());
+      return 1;
+    }
+    sel.impls[static_cast<std::size_t>(it - std::begin(bench::kImplNames))] = true;
+  }
+
+  std::vector<char*> args(argv, argv + argc);
+  static char smoke_min_time[] = "--benchmark_min_time=0.001";
+  const bool has_min_time = std::any_of(args.begin(), args.end(), [](const char* a) {
+    return std::strncmp(a, "--benchmark_min_time", 20) == 0;
+  });
+  if (smoke && !has_min_time) args.push_back(smoke_min_time);
+  int n = static_cast<int>(args.size());
+  args.push_back(nullptr);
+
+#ifdef NORMKIT_BENCH_HAVE_TORCH
+  bench::torch_init();
+#endif
+  bool mt_missing = false;
+  bench::register_type<float>("float", sel, mt_missing);
+  bench::register_type<double>("double", sel, mt_missing);
+  if (mt_missing)
+    std::fprintf(stderr, "note: normkit_mt skipped where f(x, axes, [affine,] out, Eigen::ThreadPoolDevice) "
+                         "does not compile (NORMKIT_BENCH_MT)\n");
+  if (sel.impls[static_cast<std::size_t>(bench::Impl::normkit_mt)])
+    benchmark::AddCustomContext("normkit_mt", mt_missing ? "partly unavailable" : "yes");
+  std::string peers;
+#ifdef NORMKIT_BENCH_HAVE_ONEDNN
+  peers += "onednn ";
+#endif
+#ifdef NORMKIT_BENCH_HAVE_TORCH
+  peers += "torch";
+#endif
+  benchmark::AddCustomContext("peers", peers.empty() ? "none" : peers);
+
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  if (const int failed = bench::g_failed_cases.load()) {
+    std::fprintf(stderr, "%d benchmark(s) failed the reference check or threw (see error_message)\n", failed);
+    if (smoke) return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""Summarize normkit_bench results as Markdown tables and PNG plots.
+
+Exact command (bench/run.sh runs it after the benchmarks):
+
+    /usr/bin/python3 bench/report.py bench/results/single.json bench/results/threads.json -o bench/results
+
+Inputs are Google Benchmark JSON files (--benchmark_out=F --benchmark_out_format=json),
+typically one single-threaded run pinned to a core and one run of normkit_mt.
+Every ratio is taken against the floor of the same file (run), shape, type and
+size, because the machine is shared and absolute numbers drift between runs.
+
+Outputs (in the -o directory): report.md, and ratios_<MiB>MiB.png per size.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from collections import defaultdict
+
+# Columns: the row lengths of the contiguous layout, then the two strided layouts.
+SHAPES = [("rowmajor", 64), ("rowmajor", 768), ("rowmajor", 4096), ("rowmajor", 32768),
+          ("rowmajor_axis0", 768), ("colmajor_last", 768)]
+SHAPE_LABELS = ["64", "768", "4096", "32768", "strided: RowMajor [n,768] axis 0",
+                "strided: ColMajor [n,768] last axis"]
+SHORT_LABELS = ["64", "768", "4096", "32768", "RM ax0", "CM last"]
+LAYOUTS = ["rowmajor", "rowmajor_axis0", "colmajor_last"]  # the `strided` counter indexes this
+OPS = ["sum_to_one", "l1", "l2", "max_norm", "min_max", "z_score", "layer_norm", "rms_norm",
+       "softmax", "log_softmax"]
+IMPLS = ["normkit", "normkit_mt", "eigen_naive", "onednn", "torch"]
+FLOORS = ["floor_scale", "floor_memcpy"]
+TYPES = ["float", "double"]
+
+NAME = re.compile(r"^(?P<op>[^/]+)/(?P<impl>[^/]+)/(?P<type>[^/]+)/(?P<layout>[^/]+)"
+                  r"/cols:(?P<cols>\d+)/MiB:(?P<mib>[\d.]+)")
+
+
+def parse(paths):
+    """-> (results, errors, contexts); results[(run, impl, op, type, mib, layout, cols)] = bytes/s."""
+    results, errors, contexts = {}, [], []
+    for run, path in enumerate(paths):
+        with open(path) as f:
+            doc = json.load(f)
+        contexts.append((path, doc.get("context", {})))
+        for b in doc.get("benchmarks", []):
+            if b.get("run_type") == "aggregate":
+                continue
+            m = NAME.match(b["name"])
+            if not m:
+                continue
+            if b.get("error_occurred"):
+                errors.append((b["name"], b.get("error_message", "")))
+                continue
+            # Counters when present (robust to name changes), else the name.
+            layout = LAYOUTS[int(b["strided"])] if "strided" in b else m["layout"]
+            cols = int(b.get("cols", m["cols"]))
+            mib = float(b.get("mib", m["mib"]))
+            results[(run, m["impl"], m["op"], m["type"], mib, layout, cols)] = b["bytes_per_second"]
+    return results, errors, contexts
+
+
+def ratios(results, floor):
+    """ratio[(impl, op, type, mib, layout, cols)] = bytes/s over the same run's floor."""
+    out = {}
+    for (run, impl, op, typ, mib, layout, cols), bps in results.items():
+        ref = results.get((run, floor, "floor", typ, mib, layout, cols))
+        if ref:
+            out[(impl, op, typ, mib, layout, cols)] = bps / ref
+    return out
+
+
+def best(results):
+    """Drops the run index (a key present in several runs keeps the last)."""
+    return {k[1:]: v for k, v in sorted(results.items())}
+
+
+def geomean(values):
+    values = [v for v in values if v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def fmt_mib(mib):
+    return f"{mib:g}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def report(results, errors, contexts, plots):
+    r_scale, r_memcpy = ratios(results, "floor_scale"), ratios(results, "floor_memcpy")
+    gbs = best(results)
+    sizes = sorted({k[4] for k in results})
+    out = ["# normkit benchmark results", ""]
+    out.append("Throughput counts one read and one write of the tensor (2 x its bytes) per call. "
+               "Ratios are against `floor_scale` (y = c*x, a plain loop over the same buffers) of the "
+               "same run, shape, type and size; above 1 means faster than that loop. `normkit_mt` uses "
+               "2 threads, everything else one thread pinned to one core.")
+    out.append("")
+    out.append("Columns: rows of length 64..32768 of a RowMajor [rows, cols] tensor along axis 1 "
+               "(contiguous); `strided: RowMajor [n,768] axis 0` normalizes slices of length n with "
+               "stride 768; `strided: ColMajor [n,768] last axis` normalizes slices of length 768 with "
+               "stride n (Eigen's default layout, the feature axis).")
+    out.append("")
+    for path, ctx in contexts:
+        desc = ", ".join(f"{k} {ctx[k]}" for k in ("date", "host_name", "num_cpus", "mhz_per_cpu", "peers",
+                                                   "normkit_mt") if k in ctx)
+        out.append(f"- `{os.path.basename(path)}`: {desc}")
+    out.append("")
+
+    for mib in sizes:
+        for typ in TYPES:
+            rows = []
+            for op in OPS:
+                cells = []
+                for layout, cols in SHAPES:
+                    key = ("normkit", op, typ, mib, layout, cols)
+                    if key in gbs:
+                        ratio = r_scale.get(key)
+                        cells.append(f"{gbs[key] / 1e9:.1f} ({ratio:.2f})" if ratio else f"{gbs[key] / 1e9:.1f}")
+                    else:
+                        cells.append("")
+                if any(cells):
+                    rows.append([op] + cells)
+            floor_cells = []
+            for layout, cols in SHAPES:
+                v = gbs.get(("floor_scale", "floor", typ, mib, layout, cols))
+                floor_cells.append(f"{v / 1e9:.1f}" if v else "")
+            if not rows:
+                continue
+            out.append(f"## normkit, {typ}, {fmt_mib(mib)} MiB: GB/s (ratio to floor_scale)")
+            out.append("")
+            out.append(table(["op"] + SHAPE_LABELS, rows + [["*floor_scale GB/s*"] + floor_cells]))
+            out.append("")
+
+    for mib in sizes:
+        for floor, rat in (("floor_scale", r_scale), ("floor_memcpy", r_memcpy)):
+            impls = [i for i in IMPLS if any(k[0] == i and k[3] == mib for k in rat)]
+            if not impls:
+                continue
+            rows = []
+            for op in OPS + ["all ops"]:
+                cells = []
+                for impl in impls:
+                    vals = [v for k, v in rat.items() if k[0] == impl and k[3] == mib and (op == "all ops" or k[1] == op)]
+                    g = geomean(vals)
+                    cells.append(f"{g:.2f} ({len(vals)})" if g else "")
+                rows.append([op if op != "all ops" else "**all ops**"] + cells)
+            out.append(f"## Summary, {fmt_mib(mib)} MiB: geometric-mean ratio to {floor} "
+                       "(number of shape x type cases)")
+            out.append("")
+            out.append(table(["op"] + impls, rows))
+            out.append("")
+
+    if plots:
+        out.append("## Plots")
+        out.append("")
+        out += [f"![ratio to floor_scale, {os.path.splitext(p)[0]}]({p})" for p in plots]
+        out.append("")
+    if errors:
+        out.append("## Failed checks / errors (not timed)")
+        out.append("")
+        out += [f"- `{name}`: {msg}" for name, msg in errors]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(results, outdir):
+    """One PNG per size: a subplot per op, ratio to floor_scale per shape, a line per impl
+    (float solid, double dashed). Returns the file names."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report.py: matplotlib not found, no plots", file=sys.stderr)
+        return []
+    rat = ratios(results, "floor_scale")
+    colors = dict(zip(IMPLS + ["floor_memcpy"], ["C0", "C1", "C2", "C3", "C4", "0.5"]))
+    files = []
+    for mib in sorted({k[3] for k in rat}):
+        fig, axes = plt.subplots(2, 5, figsize=(22, 8.5), sharey=True)
+        for ax, op in zip(axes.flat, OPS):
+            for impl in IMPLS + ["floor_memcpy"]:
+                for typ, style in (("float", "-"), ("double", "--")):
+                    src = "floor" if impl == "floor_memcpy" else op
+                    ys = [rat.get((impl, src, typ, mib, layout, cols), float("nan")) for layout, cols in SHAPES]
+                    if all(math.isnan(y) for y in ys):
+                        continue
+                    ax.plot(range(len(SHAPES)), ys, style, marker="o", ms=3, color=colors[impl],
+                            label=f"{impl} {typ}")
+            ax.axhline(1.0, color="k", lw=0.6)
+            ax.set_title(op)
+            ax.set_xticks(range(len(SHAPES)))
+            ax.set_xticklabels(SHORT_LABELS, rotation=30, fontsize=8)
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("throughput / floor_scale")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        for ax in axes.flat[1:]:  # ops without a peer have fewer lines: merge the legends
+            for h, l in zip(*ax.get_legend_handles_labels()):
+                if l not in labels:
+                    handles.append(h)
+                    labels.append(l)
+        fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=9)
+        fig.suptitle(f"{fmt_mib(mib)} MiB tensors: ratio to floor_scale (row length, then the strided layouts); "
+                     "float solid, double dashed")
+        fig.tight_layout(rect=(0, 0.08, 1, 0.96))
+        name = f"ratios_{fmt_mib(mib)}MiB.png"
+        fig.savefig(os.path.join(outdir, name), dpi=90)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("json", nargs="+", help="Google Benchmark JSON output file(s)")
+    ap.add_argument("-o", "--outdir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args()
+    results, errors, contexts = parse(args.json)
+    if not results:
+        sys.exit("report.py: no benchmark results in " + ", ".join(args.json))
+    os.makedirs(args.outdir, exist_ok=True)
+    plots = [] if args.no_plots else plot(results, args.outdir)
+    md = report(results, errors, contexts, plots)
+    with open(os.path.join(args.outdir, "report.md"), "w") as f:
+        f.write(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
