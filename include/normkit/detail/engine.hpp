@@ -3,7 +3,7 @@
 // Every functor runs here. A functor supplies
 //   using statistic = ...;                    // what each slice reduces to
 //   SliceMap<A> finalize(const Total<A>&);    // epsilon, degenerate slices, NaN
-//   static constexpr bool exponential;        // map is exp(x - c) * s, not affine
+//   static constexpr bool exponential;        // map is exp(x - c), then / its sum
 // and the engine walks the slices of a SliceView in tiles:
 //  * contiguous slices (inner == 1): lanes of a batch hold consecutive elements
 //    of one slice and fold into one total; the n % width tail runs the same
@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <numeric>
 #include <type_traits>
 #include <unsupported/Eigen/CXX11/Tensor>
 
@@ -128,24 +129,58 @@ struct SliceEngine {
     return to_params<T>(functor.finalize(wide));
   }
 
+  // Fills, then the NaN policy (a NaN input stays NaN even where filled).
+  template <class V>
+  static V finish(const V& x, V y, const LaneParams<V>& p) {
+    y = lane_select(p.fill, p.fill_value, y);
+    if constexpr (Out != NanOut::none) y = lane_select(is_nan(x), x, y);
+    if constexpr (Out == NanOut::zero) y = lane_select(is_nan(y), V(0), y);
+    return y;
+  }
+
   template <class V>
   static V map_element(const V& x, const LaneParams<V>& p, const V& gamma, const V& beta) {
-    const V t = mul_sub(x, p.prescale, p.center);
-    V y;
-    if constexpr (Functor::exponential)
-      y = vexp(t) * p.scale;  // the center is an element (the max), so it has no rounded-off part
-    else
-      y = mul_add(t, p.scale, p.offset);
+    V y = mul_add(mul_sub(x, p.prescale, p.center), p.scale, p.offset);
     if constexpr (HasGamma && HasBeta)
       y = mul_add(y, gamma, beta);
     else if constexpr (HasGamma)
       y = y * gamma;
     else if constexpr (HasBeta)
       y = y + beta;
-    y = lane_select(p.fill, p.fill_value, y);
-    if constexpr (Out != NanOut::none) y = lane_select(is_nan(x), x, y);  // fills too
-    if constexpr (Out == NanOut::zero) y = lane_select(is_nan(y), V(0), y);
-    return y;
+    return finish(x, y, p);
+  }
+
+  // Exponential functors: writes y = exp(x - center) and returns, per lane,
+  // its sum over the non-NaN inputs (SkipNan) or all inputs, reduced in blocks
+  // and merged in double, so that exp runs once per element; rescale() then
+  // divides y by the sum.
+  template <class V>
+  static std::array<double, width_of<V>> exp_run(const T* x, Index x_stride, T* y, Index y_stride, Index count,
+                                                 const LaneParams<V>& p) {
+    std::array<double, width_of<V>> sums{};
+    for (Index b = 0; b < count; b += block_steps) {
+      V block(0);
+      for (Index j = b, end = std::min(count, b + block_steps); j < end; ++j) {
+        const V xj = lane_load<V>(x + j * x_stride);
+        const V e = vexp(mul_sub(xj, p.prescale, p.center));
+        block = block + (SkipNan ? lane_select(is_nan(xj), V(0), e) : e);
+        lane_store(y + j * y_stride, finish(xj, e, p));
+      }
+      const auto lanes = lanes_of(block);
+      for (std::size_t l = 0; l < width_of<V>; ++l) sums[l] += double(lanes[l]);
+    }
+    return sums;
+  }
+
+  // y *= factor (1 in filled lanes), keeping the zero policy's promise for a
+  // slice whose sum is NaN (a +inf input).
+  template <class V>
+  static void rescale(T* y, Index y_stride, Index count, const V& factor) {
+    for (Index j = 0; j < count; ++j) {
+      V v = lane_load<V>(y + j * y_stride) * factor;
+      if constexpr (Out == NanOut::zero) v = lane_select(is_nan(v), V(0), v);
+      lane_store(y + j * y_stride, v);
+    }
   }
 
   // Maps `count` lane steps; weight(j, gamma, beta) gives step j's weights.
@@ -187,6 +222,17 @@ struct SliceEngine {
     accumulate<B, true>(x, body, W, &total);
     accumulate<T, true>(x + tail_start, tail, 1, &total);
     const MapParams<T> p = decide(total, x, 1);
+    if constexpr (Functor::exponential) {
+      if (p.fill == T(0)) {
+        const auto body_sums = exp_run<B>(x, W, y, W, body, broadcast<B>(p));
+        const double sum = std::accumulate(body_sums.begin(), body_sums.end(), 0.0) +
+                           exp_run<T>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p))[0];
+        const T factor = T(1.0 / sum);
+        rescale<B>(y, W, body, B(factor));
+        rescale<T>(y + tail_start, 1, tail, factor);
+        return;
+      }
+    }
     map_run<B>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
     map_run<T>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
   }
@@ -201,7 +247,14 @@ struct SliceEngine {
     accumulate<V, false>(x, in.n, in.step, totals.data());
     std::array<MapParams<T>, L> p;
     for (std::size_t l = 0; l < L; ++l) p[l] = decide(totals[l], x + l, in.step);
-    map_run<V>(x, in.step, y, out.step, in.n, pack<V>(p.data()), weights_across<V>());
+    if constexpr (Functor::exponential) {
+      const auto sums = exp_run<V>(x, in.step, y, out.step, in.n, pack<V>(p.data()));
+      alignas(64) std::array<T, L> factor;
+      for (std::size_t l = 0; l < L; ++l) factor[l] = p[l].fill != T(0) ? T(1) : T(1.0 / sums[l]);
+      rescale<V>(y, out.step, in.n, lane_load<V>(factor.data()));
+    } else {
+      map_run<V>(x, in.step, y, out.step, in.n, pack<V>(p.data()), weights_across<V>());
+    }
   }
 
   // Tiles are numbered so that any range of them can go to one thread.

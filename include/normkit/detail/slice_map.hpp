@@ -20,12 +20,13 @@ namespace normkit::detail {
 
 template <class A>
 struct SliceMap {
-  A center = 0;
+  A center = 0;  // y = (x - center - center_lo) * scale + offset
   A scale = 1;  // times 2^scale_exp: 1/d for d near the limits of A overflows A
   A offset = 0;
   bool fill = false;  // write fill_value instead of the map
   A fill_value = 0;
   int scale_exp = 0;
+  A center_lo = 0;  // a small correction to center, e.g. the mean minus an element
 
   static SliceMap constant(A value) { return {0, 0, 0, true, value}; }
 };
@@ -75,7 +76,7 @@ MapParams<T> to_params(const SliceMap<A>& m) {
   const T center_hi = T(center);
   // Fold the part of the center that T cannot hold into the offset (nothing
   // to fold for an exact or infinite center; 0 * inf would be NaN).
-  const A center_lo = std::isfinite(center) ? center - A(center_hi) : A(0);
+  const A center_lo = (std::isfinite(center) ? center - A(center_hi) : A(0)) + m.center_lo * prescale;
   const A offset = center_lo != A(0) ? m.offset - center_lo * scale : m.offset;
   return {T(prescale), center_hi, T(scale), T(offset), T(0), T(0)};
 }

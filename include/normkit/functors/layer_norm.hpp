@@ -33,9 +33,10 @@ struct LayerNorm {
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
     if (t.nan) return detail::nan_slice<A>();
-    const bool constant = t.hi == t.lo;
-    const A var = constant ? A(0) : t.m2 / t.n;
-    return detail::divided_by<A>(constant ? t.lo : t.mean, std::sqrt(var + A(epsilon)), 0);
+    const bool constant = t.hi == t.lo;  // centred exactly on its value
+    auto map = detail::divided_by<A>(constant ? t.lo : t.origin, std::sqrt((constant ? A(0) : t.m2 / t.n) + A(epsilon)), 0);
+    if (!constant) map.center_lo = t.mean;
+    return map;
   }
 
   NORMKIT_CALL_OPERATORS

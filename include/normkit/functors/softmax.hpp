@@ -1,7 +1,7 @@
 // normkit/functors/softmax.hpp - y = exp(x - max) / sum exp(x - max).
 #pragma once
 
-#include "../statistics/log_sum_exp.hpp"
+#include "../statistics/extrema.hpp"
 #include "common.hpp"
 
 namespace normkit::detail {
@@ -16,14 +16,15 @@ SliceMap<A> masked_slice(MaskedSlice policy) {
 
 namespace normkit {
 
-/// Softmax with the maximum subtracted first, so no input overflows exp. A
+/// Softmax with the maximum subtracted first, so no input overflows exp; exp
+/// runs once per element (the output is written, then divided by its sum). A
 /// slice that is all -inf (fully masked) follows `masked`: NaN (PyTorch's
 /// result) or zeros (what masked attention wants). A +inf or NaN in a slice
 /// makes it NaN (under NanPolicy::propagate).
 template <class T>
 struct Softmax {
   using value_type = T;
-  using statistic = stats::LogSumExp;
+  using statistic = stats::MinMaxRange;  // only the max is used
   static constexpr const char* name = "Softmax";
   static constexpr bool exponential = true;
   static constexpr bool accepts_weights = false;
@@ -39,9 +40,9 @@ struct Softmax {
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
-    if (std::isnan(t.s)) return detail::nan_slice<A>();
-    if (t.m == -detail::infinity<A>()) return detail::masked_slice<A>(masked);
-    return detail::SliceMap<A>{t.m, A(1) / t.s, 0};
+    if (t.nan) return detail::nan_slice<A>();
+    if (t.hi == -detail::infinity<A>()) return detail::masked_slice<A>(masked);  // also: no non-NaN value
+    return detail::SliceMap<A>{t.hi, 1, 0};  // the engine divides exp(x - max) by its sum
   }
 
   NORMKIT_CALL_OPERATORS

@@ -41,9 +41,11 @@ struct ZScore {
     if (t.nan || t.n - A(ddof) <= A(0)) return detail::nan_slice<A>();
     const bool constant = t.hi == t.lo;  // exact, also for a slice of equal infinities
     const A sd = constant ? A(0) : std::sqrt(t.m2 / (t.n - A(ddof)));
-    if (add_epsilon) return detail::divided_by<A>(constant ? t.lo : t.mean, sd + A(epsilon), 0);
-    if (constant || sd <= A(epsilon)) return detail::SliceMap<A>::constant(A(0));
-    return detail::divided_by<A>(t.mean, sd, 0);
+    if (constant) return add_epsilon ? detail::divided_by<A>(t.lo, sd + A(epsilon), 0) : detail::SliceMap<A>::constant(0);
+    if (!add_epsilon && sd <= A(epsilon)) return detail::SliceMap<A>::constant(A(0));
+    auto map = detail::divided_by<A>(t.origin, add_epsilon ? sd + A(epsilon) : sd, 0);
+    map.center_lo = t.mean;
+    return map;
   }
 
   NORMKIT_CALL_OPERATORS

@@ -49,9 +49,12 @@ struct Moments {
     return {n, center, fold_sum<Fold>(d1), fold_sum<Fold>(d2), fold_min<Fold>(lo), fold_max<Fold>(hi)};
   }
 
+  // The mean is kept relative to an origin (the first block's shift, an exact
+  // element-type value near the data): merging hundreds of blocks then rounds
+  // relative to the spread, not to the offset, and x - origin is exact.
   template <class A>
   struct Total {
-    A n = 0, mean = 0, m2 = 0;
+    A n = 0, origin = 0, mean = 0, m2 = 0;  // mean: of x - origin
     A lo = detail::infinity<A>(), hi = -detail::infinity<A>();
     bool nan = false;  // a NaN was taken (the shift is NaN; infinities alone leave it ±inf)
 
@@ -60,21 +63,21 @@ struct Moments {
       const A nb = A(lane[count]);
       if (nb == A(0)) return;
       nan = nan || std::isnan(A(lane[shift]));
+      lo = lo < A(lane[min]) ? lo : A(lane[min]);
+      hi = hi > A(lane[max]) ? hi : A(lane[max]);
       const A d1 = A(lane[dev_sum]);
-      const A mean_b = A(lane[shift]) + d1 / nb;
       const A m2_b = A(lane[dev_sq]) - d1 * d1 / nb;
-      if (n == A(0)) {  // the first block: nothing to merge with
-        n = nb, mean = mean_b, m2 = m2_b < A(0) ? A(0) : m2_b;  // keeps NaN
-        lo = A(lane[min]), hi = A(lane[max]);
+      const A clamped_m2_b = m2_b < A(0) ? A(0) : m2_b;  // keeps NaN
+      if (n == A(0)) {  // the first block sets the origin
+        n = nb, origin = A(lane[shift]), mean = d1 / nb, m2 = clamped_m2_b;
         return;
       }
+      const A mean_b = (A(lane[shift]) - origin) + d1 / nb;
       const A total = n + nb;
       const A delta = mean_b - mean;
       mean += delta * (nb / total);
-      m2 += (m2_b < A(0) ? A(0) : m2_b) + delta * delta * (n * nb / total);
+      m2 += clamped_m2_b + delta * delta * (n * nb / total);
       n = total;
-      lo = lo < A(lane[min]) ? lo : A(lane[min]);
-      hi = hi > A(lane[max]) ? hi : A(lane[max]);
     }
   };
 
@@ -83,7 +86,7 @@ struct Moments {
   template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
     const A range = t.hi - t.lo;
-    return !std::isfinite(t.m2) || !std::isfinite(t.mean) || (range > A(0) && range * range < tiny_square<T, A>());
+    return !std::isfinite(t.m2) || !std::isfinite(t.origin + t.mean) || (range > A(0) && range * range < tiny_square<T, A>());
   }
 };
 
