@@ -384,6 +384,21 @@ void fill_uniform(T& t, unsigned seed, double lo, double hi) {
     for (Eigen::Index i = 0; i < t.size(); ++i) t.data()[i] = static_cast<typename T::Scalar>(dist(gen));
 }
 
+// New tensors / matrices of normal(0.5, 2) data, the API tests' default.
+template <class S, int R, int L>
+Eigen::Tensor<S, R, L> random_tensor(const std::array<Eigen::Index, R>& dims, unsigned seed) {
+    Eigen::Tensor<S, R, L> t(dims);
+    fill_normal(t, seed, 0.5, 2.0);
+    return t;
+}
+
+template <class M>
+M random_matrix(Eigen::Index rows, Eigen::Index cols, unsigned seed) {
+    M m(rows, cols);
+    fill_normal(m, seed, 0.5, 2.0);
+    return m;
+}
+
 // Overwrites round(fraction * size) distinct, randomly chosen elements with NaN.
 template <class T>
 void add_nans(T& t, unsigned seed, double fraction) {

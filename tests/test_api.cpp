@@ -63,19 +63,8 @@ bool same_matrix(const A& a, const B& b) {
   return true;
 }
 
-template <class S, int R, int L>
-Eigen::Tensor<S, R, L> random_tensor(const std::array<Eigen::Index, R>& dims, unsigned seed) {
-  Eigen::Tensor<S, R, L> t(dims);
-  ref::fill_normal(t, seed, 0.5, 2.0);
-  return t;
-}
-
-template <class M>
-M random_matrix(Eigen::Index rows, Eigen::Index cols, unsigned seed) {
-  M m(rows, cols);
-  ref::fill_normal(m, seed, 0.5, 2.0);
-  return m;
-}
+using ref::random_matrix;
+using ref::random_tensor;
 
 // Any dense object as a ColMajor rank-2 tensor (index (i, j) = element (i, j)).
 template <class M>

@@ -85,19 +85,8 @@ X filled_42(const X& x) {
   return out;
 }
 
-template <class S, int R, int L>
-Eigen::Tensor<S, R, L> random_tensor(const std::array<Eigen::Index, R>& dims, unsigned seed) {
-  Eigen::Tensor<S, R, L> t(dims);
-  ref::fill_normal(t, seed, 0.5, 2.0);
-  return t;
-}
-
-template <class M>
-M random_matrix(Eigen::Index rows, Eigen::Index cols, unsigned seed) {
-  M m(rows, cols);
-  ref::fill_normal(m, seed, 0.5, 2.0);
-  return m;
-}
+using ref::random_matrix;
+using ref::random_tensor;
 
 // Every call form of f on x (a plain Tensor or Matrix) throws Error matching
 // `what`; outputs and the in-place input are untouched.

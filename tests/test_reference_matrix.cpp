@@ -269,7 +269,7 @@ void check(const Case<F>& c, const std::array<Index, R>& dims, const Config& cfg
   const normkit::Axes ax = make_axes(cfg.axes);
   typename Trial<T, L, R>::Tensor y, out(dims), z = t.x;
   out.setConstant(T(-7.25));  // an element left unwritten shows up as a difference
-  if constexpr (F::accepts_weights) {
+  if constexpr (normkit::accepts_affine_v<F>) {
     if (c.weights != Weights::none) {
       const normkit::Affine<T> w = make_affine<T, L>(t.gamma.data(), t.beta.data(), t.n, dims, t.axes.front(),
                                                      static_cast<int>(t.axes.size()), cfg.shape, c.weights);

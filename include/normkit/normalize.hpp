@@ -25,6 +25,8 @@ namespace detail {
 
 template <class F, class Operand>
 void check_scalar() {
+  static_assert(std::is_same<typename F::value_type, float>::value || std::is_same<typename F::value_type, double>::value,
+                "normkit functors are defined for float and double");
   static_assert(std::is_same<typename F::value_type, std::remove_const_t<typename Operand::Scalar>>::value,
                 "normkit: the functor's scalar type (e.g. L2Norm<float>) must match the tensor's scalar type");
 }
@@ -146,6 +148,10 @@ void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, co
 
 }  // namespace detail
 
+/// Whether functor F takes normkit::affine(gamma, beta) (LayerNorm, RMSNorm).
+template <class F>
+inline constexpr bool accepts_affine_v = detail::accepts_weights<F>::value;
+
 /// A new object of x's shape and layout (an Eigen::Tensor, the same
 /// TensorFixedSize, or the Matrix/Array plain type) holding f applied along axes.
 template <class X, class F, class = std::enable_if_t<detail::is_operand<X>>>
@@ -174,7 +180,7 @@ void normalize_inplace(X&& x, const F& f, const Axes& axes) {
 
 template <class X, class F, class = std::enable_if_t<detail::is_operand<X>>>
 auto normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w) {
-  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::accepts_weights<F>::value, "normkit: only LayerNorm and RMSNorm take gamma/beta");
   return detail::with_addressable(x, [&](const auto& xs) {
     auto out = detail::make_like(xs);
     detail::normalize_checked(xs, f, axes, out, &w);
@@ -184,7 +190,7 @@ auto normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F
 
 template <class X, class F, class Out, class = std::enable_if_t<detail::is_operand<X> && detail::is_operand<Out>>>
 void normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w, Out&& out) {
-  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::accepts_weights<F>::value, "normkit: only LayerNorm and RMSNorm take gamma/beta");
   static_assert(detail::has_direct_access<Out>(),
                 "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
   detail::normalize_checked(x, f, axes, out, &w);
@@ -192,7 +198,7 @@ void normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F
 
 template <class X, class F, class = std::enable_if_t<detail::is_operand<X>>>
 void normalize_inplace(X&& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w) {
-  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::accepts_weights<F>::value, "normkit: only LayerNorm and RMSNorm take gamma/beta");
   static_assert(detail::has_direct_access<X>(), "normkit: in-place needs a Tensor, TensorMap, Matrix, Array or Map");
   detail::normalize_checked(x, f, axes, x, &w);
 }
@@ -221,7 +227,7 @@ template <class X, class F, class Out, class Device,
                                    detail::is_parallel_device<Device>::value>>
 void normalize(const X& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w, Out&& out,
                const Device& device) {
-  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::accepts_weights<F>::value, "normkit: only LayerNorm and RMSNorm take gamma/beta");
   static_assert(detail::has_direct_access<Out>(),
                 "normkit: the output must be a Tensor, TensorMap, Matrix, Array or Map");
   detail::normalize_checked(x, f, axes, out, &w, detail::OnDevice<Device>{device});
@@ -231,7 +237,7 @@ template <class X, class F, class Device,
           class = std::enable_if_t<detail::is_operand<X> && detail::is_parallel_device<Device>::value>>
 void normalize_inplace(X&& x, const F& f, const Axes& axes, const Affine<typename F::value_type>& w,
                        const Device& device) {
-  static_assert(F::accepts_weights, "normkit: only LayerNorm and RMSNorm take gamma/beta");
+  static_assert(detail::accepts_weights<F>::value, "normkit: only LayerNorm and RMSNorm take gamma/beta");
   static_assert(detail::has_direct_access<X>(), "normkit: in-place needs a Tensor, TensorMap, Matrix, Array or Map");
   detail::normalize_checked(x, f, axes, x, &w, detail::OnDevice<Device>{device});
 }

@@ -3,7 +3,9 @@
 // Every functor runs here. A functor supplies
 //   using statistic = ...;                    // what each slice reduces to
 //   SliceMap<A> finalize(const Total<A>&);    // epsilon, degenerate slices, NaN
-//   static constexpr bool exponential;        // map is exp(x - c), then / its sum
+// and optionally
+//   static constexpr bool exponential = true;      // map is exp(x - c), then / its sum
+//   static constexpr bool accepts_weights = true;  // gamma / beta
 // and the engine walks the slices of a SliceView in tiles:
 //  * contiguous slices (inner == 1): lanes of a batch hold consecutive elements
 //    of one slice and fold into one total; the n % width tail runs the same
@@ -29,6 +31,16 @@
 #include "slice_view.hpp"
 
 namespace normkit::detail {
+
+template <class F, class = void>
+struct is_exponential : std::false_type {};
+template <class F>
+struct is_exponential<F, std::enable_if_t<F::exponential>> : std::true_type {};
+
+template <class F, class = void>
+struct accepts_weights : std::false_type {};
+template <class F>
+struct accepts_weights<F, std::enable_if_t<F::accepts_weights>> : std::true_type {};
 
 // Lane steps per reduction block. A lane sums at most 32 values in the element
 // type before the block is merged in double: a float running sum of 32 equal
@@ -130,15 +142,16 @@ struct SliceEngine {
   }
 
   // Fills, then the NaN policy (a NaN input stays NaN even where filled).
-  template <class V>
+  // MayFill = false: the caller knows no lane is filled.
+  template <bool MayFill = true, class V>
   static V finish(const V& x, V y, const LaneParams<V>& p) {
-    y = lane_select(p.fill, p.fill_value, y);
+    if constexpr (MayFill) y = lane_select(p.fill, p.fill_value, y);
     if constexpr (Out != NanOut::none) y = lane_select(is_nan(x), x, y);
     if constexpr (Out == NanOut::zero) y = lane_select(is_nan(y), V(0), y);
     return y;
   }
 
-  template <class V>
+  template <bool MayFill, class V>
   static V map_element(const V& x, const LaneParams<V>& p, const V& gamma, const V& beta) {
     V y = mul_add(mul_sub(x, p.prescale, p.center), p.scale, p.offset);
     if constexpr (HasGamma && HasBeta)
@@ -147,7 +160,7 @@ struct SliceEngine {
       y = y * gamma;
     else if constexpr (HasBeta)
       y = y + beta;
-    return finish(x, y, p);
+    return finish<MayFill>(x, y, p);
   }
 
   // Exponential functors: writes y = exp(x - center) and returns, per lane,
@@ -184,13 +197,13 @@ struct SliceEngine {
   }
 
   // Maps `count` lane steps; weight(j, gamma, beta) gives step j's weights.
-  template <class V, class WeightAt>
+  template <class V, bool MayFill = true, class WeightAt>
   static void map_run(const T* x, Index x_stride, T* y, Index y_stride, Index count, const LaneParams<V>& p,
                       const WeightAt& weight_at) {
     V gamma(1), beta(0);
     for (Index j = 0; j < count; ++j) {
       weight_at(j, gamma, beta);
-      lane_store(y + j * y_stride, map_element(lane_load<V>(x + j * x_stride), p, gamma, beta));
+      lane_store(y + j * y_stride, map_element<MayFill>(lane_load<V>(x + j * x_stride), p, gamma, beta));
     }
   }
 
@@ -204,13 +217,14 @@ struct SliceEngine {
     };
   }
 
-  // Weights for lanes that are different slices (strided path): a broadcast.
+  // Weights for lanes that are different slices (strided path): a broadcast
+  // of position first + j.
   template <class V>
-  auto weights_across() const {
+  auto weights_across(Index first) const {
     const Weights<T> w = weights;
     return [=](Index j, V& gamma, V& beta) {
-      if constexpr (HasGamma) gamma = V(w.gamma[j]);
-      if constexpr (HasBeta) beta = V(w.beta[j]);
+      if constexpr (HasGamma) gamma = V(w.gamma[first + j]);
+      if constexpr (HasBeta) beta = V(w.beta[first + j]);
     };
   }
 
@@ -222,7 +236,7 @@ struct SliceEngine {
     accumulate<B, true>(x, body, W, &total);
     accumulate<T, true>(x + tail_start, tail, 1, &total);
     const MapParams<T> p = decide(total, x, 1);
-    if constexpr (Functor::exponential) {
+    if constexpr (is_exponential<Functor>::value) {
       if (p.fill == T(0)) {
         const auto body_sums = exp_run<B>(x, W, y, W, body, broadcast<B>(p));
         const double sum = std::accumulate(body_sums.begin(), body_sums.end(), 0.0) +
@@ -233,50 +247,85 @@ struct SliceEngine {
         return;
       }
     }
-    map_run<B>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
-    map_run<T>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
-  }
-
-  // `width_of<V>` neighbouring strided slices starting at inner index i.
-  template <class V>
-  void strided_slices(Index o, Index i) const {
-    constexpr std::size_t L = width_of<V>;
-    const T* x = in.data + o * in.outer_stride + i;
-    T* y = out.data + o * out.outer_stride + i;
-    std::array<Total<double>, L> totals;
-    accumulate<V, false>(x, in.n, in.step, totals.data());
-    std::array<MapParams<T>, L> p;
-    for (std::size_t l = 0; l < L; ++l) p[l] = decide(totals[l], x + l, in.step);
-    if constexpr (Functor::exponential) {
-      const auto sums = exp_run<V>(x, in.step, y, out.step, in.n, pack<V>(p.data()));
-      alignas(64) std::array<T, L> factor;
-      for (std::size_t l = 0; l < L; ++l) factor[l] = p[l].fill != T(0) ? T(1) : T(1.0 / sums[l]);
-      rescale<V>(y, out.step, in.n, lane_load<V>(factor.data()));
+    // One slice: fill or map is decided once, not per element.
+    if (p.fill != T(0)) {
+      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
+      map_run<T, true>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
     } else {
-      map_run<V>(x, in.step, y, out.step, in.n, pack<V>(p.data()), weights_across<V>());
+      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
+      map_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
     }
   }
 
-  // Tiles are numbered so that any range of them can go to one thread.
-  Index tiles() const { return in.contiguous() && out.step == 1 ? in.outer : in.outer * (in.inner / W + in.inner % W); }
+  // Strided slices go in chunks of up to chunk_groups batches of neighbouring
+  // slices, and every pass walks the chunk block by block of rows: each row of
+  // a block is read as one contiguous run of the chunk's width, instead of one
+  // cache line per row per batch (which defeats the prefetchers).
+  static constexpr Index chunk_groups = 8;
+
+  // `groups` batches (V) of neighbouring strided slices from inner index i.
+  template <class V>
+  void strided_chunk(Index o, Index i, Index groups) const {
+    constexpr Index L = static_cast<Index>(width_of<V>);
+    const T* x = in.data + o * in.outer_stride + i;
+    T* y = out.data + o * out.outer_stride + i;
+    const auto for_each_block = [&](auto&& body) {
+      for (Index b = 0; b < in.n; b += block_steps)
+        for (Index g = 0; g < groups; ++g) body(b, std::min(block_steps, in.n - b), g);
+    };
+    std::array<Total<double>, chunk_groups * L> totals;
+    for_each_block([&](Index b, Index steps, Index g) {
+      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L]);
+    });
+    std::array<MapParams<T>, chunk_groups * L> p;
+    for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
+    std::array<LaneParams<V>, chunk_groups> params;
+    for (Index g = 0; g < groups; ++g) params[g] = pack<V>(&p[g * L]);
+    if constexpr (is_exponential<Functor>::value) {
+      std::array<double, chunk_groups * L> sums{};
+      for_each_block([&](Index b, Index steps, Index g) {
+        const auto s = exp_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g]);
+        for (Index l = 0; l < L; ++l) sums[g * L + l] += s[l];
+      });
+      alignas(64) std::array<T, chunk_groups * L> factor;
+      for (Index l = 0; l < groups * L; ++l) factor[l] = p[l].fill != T(0) ? T(1) : T(1.0 / sums[l]);
+      for_each_block([&](Index b, Index steps, Index g) {
+        rescale<V>(y + b * out.step + g * L, out.step, steps, lane_load<V>(&factor[g * L]));
+      });
+    } else {
+      for_each_block([&](Index b, Index steps, Index g) {
+        map_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g],
+                   weights_across<V>(b));
+      });
+    }
+  }
+
+  bool contiguous() const { return in.contiguous() && out.step == 1; }
+
+  // Tiles are numbered so that any range of them can go to one thread: a
+  // contiguous slice, or a chunk of strided ones (the inner % W leftover
+  // slices, if any, form the last chunk of each outer index).
+  Index batches() const { return in.inner / W; }
+  Index chunks() const { return (batches() + chunk_groups - 1) / chunk_groups + (in.inner % W != 0); }
+  Index tiles() const { return contiguous() ? in.outer : in.outer * chunks(); }
 
   Index tile_bytes() const {
-    const Index lanes = in.contiguous() && out.step == 1 ? 1 : W;
+    const Index lanes = contiguous() ? 1 : chunk_groups * W;
     return in.n * lanes * static_cast<Index>(sizeof(T));
   }
 
   void run_tiles(Index first, Index last) const {
-    if (in.contiguous() && out.step == 1) {
+    if (contiguous()) {
       for (Index o = first; o < last; ++o) contiguous_slice(o);
       return;
     }
-    const Index groups = in.inner / W, per_outer = groups + in.inner % W;
+    const Index per_outer = chunks(), full = batches();
     for (Index t = first; t < last; ++t) {
-      const Index o = t / per_outer, g = t % per_outer;
-      if (g < groups)
-        strided_slices<B>(o, g * W);
+      const Index o = t / per_outer, c = t % per_outer, first_batch = c * chunk_groups;
+      if (first_batch < full)
+        strided_chunk<B>(o, first_batch * W, std::min(chunk_groups, full - first_batch));
       else
-        strided_slices<T>(o, groups * W + (g - groups));
+        strided_chunk<T>(o, full * W, in.inner % W);
     }
   }
 };
@@ -325,7 +374,7 @@ void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weight
         return go(std::false_type{}, std::integral_constant<NanOut, NanOut::none>{}, has_gamma, has_beta);
     }
   };
-  if constexpr (Functor::accepts_weights) {
+  if constexpr (accepts_weights<Functor>::value) {
     if (weights.gamma && weights.beta) return with_policy(std::true_type{}, std::true_type{});
     if (weights.gamma) return with_policy(std::true_type{}, std::false_type{});
     if (weights.beta) return with_policy(std::false_type{}, std::true_type{});

@@ -13,12 +13,6 @@
 
 namespace normkit::detail {
 
-template <class T>
-constexpr void require_float() {
-  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                "normkit functors are defined for float and double");
-}
-
 // The statistic's wide accumulation type (double, or long double when a
 // slice was rescued).
 template <class Total>

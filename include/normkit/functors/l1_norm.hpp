@@ -14,14 +14,11 @@ struct L1Norm {
   using value_type = T;
   using statistic = stats::LinearSum<true>;
   static constexpr const char* name = "L1Norm";
-  static constexpr bool exponential = false;
-  static constexpr bool accepts_weights = false;
 
   T epsilon = T(1e-12);
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_epsilon(name, epsilon);
   }
 

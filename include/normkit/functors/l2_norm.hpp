@@ -18,15 +18,12 @@ struct L2Norm {
   using value_type = T;
   using statistic = stats::SumSquares;
   static constexpr const char* name = "L2Norm";
-  static constexpr bool exponential = false;
-  static constexpr bool accepts_weights = false;
 
   T epsilon = T(1e-12);
   bool clamp_squared = false;
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_epsilon(name, epsilon);
   }
 

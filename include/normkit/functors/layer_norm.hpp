@@ -18,14 +18,12 @@ struct LayerNorm {
   using value_type = T;
   using statistic = stats::Moments;
   static constexpr const char* name = "LayerNorm";
-  static constexpr bool exponential = false;
   static constexpr bool accepts_weights = true;
 
   T epsilon = T(1e-5);
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_epsilon(name, epsilon);
   }
 

@@ -15,14 +15,11 @@ struct LogSoftmax {
   using value_type = T;
   using statistic = stats::LogSumExp;
   static constexpr const char* name = "LogSoftmax";
-  static constexpr bool exponential = false;
-  static constexpr bool accepts_weights = false;
 
   MaskedSlice masked = MaskedSlice::nan;
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_policy(name, masked);
   }
 

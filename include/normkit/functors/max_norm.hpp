@@ -15,14 +15,11 @@ struct MaxNorm {
   using value_type = T;
   using statistic = stats::MaxAbs;
   static constexpr const char* name = "MaxNorm";
-  static constexpr bool exponential = false;
-  static constexpr bool accepts_weights = false;
 
   T epsilon = 0;
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_epsilon(name, epsilon);
   }
 

@@ -15,15 +15,12 @@ struct MinMax {
   using value_type = T;
   using statistic = stats::MinMaxRange;
   static constexpr const char* name = "MinMax";
-  static constexpr bool exponential = false;
-  static constexpr bool accepts_weights = false;
 
   T lo = 0;
   T hi = 1;
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     if (!(lo < hi) || !std::isfinite(lo) || !std::isfinite(hi))
       detail::fail<option_error>(name, "needs finite lo < hi, got lo = ", lo, ", hi = ", hi);
   }

@@ -16,14 +16,12 @@ struct RMSNorm {
   using value_type = T;
   using statistic = stats::SumSquares;
   static constexpr const char* name = "RMSNorm";
-  static constexpr bool exponential = false;
   static constexpr bool accepts_weights = true;
 
   T epsilon = T(1e-6);
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_epsilon(name, epsilon);
   }
 

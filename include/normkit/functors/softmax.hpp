@@ -27,13 +27,11 @@ struct Softmax {
   using statistic = stats::MinMaxRange;  // only the max is used
   static constexpr const char* name = "Softmax";
   static constexpr bool exponential = true;
-  static constexpr bool accepts_weights = false;
 
   MaskedSlice masked = MaskedSlice::nan;
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_policy(name, masked);
   }
 

@@ -18,8 +18,6 @@ struct SumToOne {
   using value_type = T;
   using statistic = stats::LinearSum<false>;
   static constexpr const char* name = "SumToOne";
-  static constexpr bool exponential = false;
-  static constexpr bool accepts_weights = false;
 
   T epsilon = 0;
   Degenerate degenerate = Degenerate::uniform;
@@ -27,7 +25,6 @@ struct SumToOne {
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index) const {
-    detail::require_float<T>();
     detail::check_epsilon(name, epsilon);
     detail::check_policy(name, degenerate);
   }

@@ -20,8 +20,6 @@ struct ZScore {
   using value_type = T;
   using statistic = stats::Moments;
   static constexpr const char* name = "ZScore";
-  static constexpr bool exponential = false;
-  static constexpr bool accepts_weights = false;
 
   int ddof = 0;
   T epsilon = 0;
@@ -29,7 +27,6 @@ struct ZScore {
   NanPolicy nan_policy = NanPolicy::propagate;
 
   void validate(detail::Index n) const {
-    detail::require_float<T>();
     detail::check_epsilon(name, epsilon);
     if (ddof < 0 || ddof >= n)
       detail::fail<option_error>(name, "ddof must be >= 0 and below the slice length ", n, ", got ", ddof);
