@@ -40,13 +40,6 @@
 #include <utility>
 #include <vector>
 
-// normkit_mt needs the f(x, axes, out, device) overload. -1 (default): use it
-// when it compiles, else skip normkit_mt with a note; 1: require it (a missing
-// overload is a compile error that shows why); 0: off.
-#ifndef NORMKIT_BENCH_MT
-#define NORMKIT_BENCH_MT -1
-#endif
-
 namespace bench {
 namespace {
 
@@ -137,46 +130,23 @@ decltype(auto) with_functor(Op op, Fn&& fn) {
   throw std::logic_error("with_functor: unknown op");
 }
 
-template <class Sig, class = void>
-struct callable : std::false_type {};
-template <class F, class... A>
-struct callable<F(A...), std::void_t<decltype(std::declval<F>()(std::declval<A>()...))>> : std::true_type {};
-
-// Whether f(x, axes, [affine,] y, device) is there (see NORMKIT_BENCH_MT).
-template <class F, class X, class Y>
-constexpr bool mt_enabled() {
-  using Dev = const Eigen::ThreadPoolDevice&;
-  using W = const normkit::Affine<typename F::value_type>&;
-  if constexpr (NORMKIT_BENCH_MT >= 0) {
-    return NORMKIT_BENCH_MT == 1;
-  } else if constexpr (F::accepts_weights) {
-    return callable<const F&(const X&, normkit::Axes, W, Y&, Dev)>::value;
-  } else {
-    return callable<const F&(const X&, normkit::Axes, Y&, Dev)>::value;
-  }
-}
-
-// normkit into the preallocated output; with a device when dev != nullptr.
-// Returns an empty Runner if the threaded overload is not available.
+// normkit into the preallocated output; split over `dev` when it is given.
 template <class T>
-Runner normkit_runner(const Problem<T>& p, const Eigen::ThreadPoolDevice* dev, bool threaded) {
+Runner normkit_runner(const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
   return with_views(p.shape, p.x, p.y, [&](auto x, auto y) {
     return with_functor<T>(p.op, [&](auto f) -> Runner {
       using F = decltype(f);
       const int axis = p.shape.axis;
-      if constexpr (F::accepts_weights) {
+      if constexpr (normkit::accepts_affine_v<F>) {
         const Index len = p.shape.geo.len;
         const Eigen::TensorMap<const Eigen::Tensor<T, 1>> g(p.gamma, len), b(p.beta ? p.beta : p.gamma, len);
-        const bool has_beta = p.beta != nullptr;
-        if (!threaded)
-          return [=]() mutable { f(x, axis, has_beta ? normkit::affine(g, b) : normkit::affine(g), y); };
-        if constexpr (mt_enabled<F, decltype(x), decltype(y)>())
-          return [=]() mutable { f(x, axis, has_beta ? normkit::affine(g, b) : normkit::affine(g), y, *dev); };
+        const normkit::Affine<T> w = p.beta ? normkit::affine(g, b) : normkit::affine(g);
+        if (dev) return [=]() mutable { f(x, axis, w, y, *dev); };
+        return [=]() mutable { f(x, axis, w, y); };
       } else {
-        if (!threaded) return [=]() mutable { f(x, axis, y); };
-        if constexpr (mt_enabled<F, decltype(x), decltype(y)>()) return [=]() mutable { f(x, axis, y, *dev); };
+        if (dev) return [=]() mutable { f(x, axis, y, *dev); };
+        return [=]() mutable { f(x, axis, y); };
       }
-      return nullptr;
     });
   });
 }
@@ -278,8 +248,8 @@ Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice
   const T* x = p.x;
   T* y = p.y;
   switch (impl) {
-    case Impl::normkit: return normkit_runner(p, nullptr, false);
-    case Impl::normkit_mt: return normkit_runner(p, dev, true);
+    case Impl::normkit: return normkit_runner(p, nullptr);
+    case Impl::normkit_mt: return normkit_runner(p, dev);
     case Impl::eigen_naive:
       return with_views(p.shape, x, y, [&](auto xv, auto yv) -> Runner {
         return [=]() mutable { eigen_naive(p.op, p.shape.axis, xv, yv, p.gamma, p.beta); };
@@ -307,11 +277,9 @@ Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice
 
 // Whether impl has an implementation of op for T (without building it).
 template <class T>
-bool available(Impl impl, Op op, const Shape& shape) {
+bool available(Impl impl, [[maybe_unused]] Op op) {
   [[maybe_unused]] const bool is_double = std::is_same<T, double>::value;
   switch (impl) {
-    case Impl::normkit_mt:
-      return static_cast<bool>(normkit_runner<T>({op, shape, nullptr, nullptr, nullptr, nullptr}, nullptr, true));
     case Impl::onednn:
 #ifdef NORMKIT_BENCH_HAVE_ONEDNN
       return onednn_supports(op, is_double);
@@ -541,7 +509,7 @@ struct Selection {
 };
 
 template <class T>
-void register_type(const char* type, const Selection& sel, bool& mt_missing) {
+void register_type(const char* type, const Selection& sel) {
   const auto selected = [&](Impl impl) { return sel.impls[static_cast<std::size_t>(impl)]; };
   for (std::size_t kib : sel.sizes_kib) {
     const Index elements = static_cast<Index>(kib * 1024 / sizeof(T));
@@ -554,8 +522,7 @@ void register_type(const char* type, const Selection& sel, bool& mt_missing) {
         const Shape shape = make_shape(layout, cols, elements);
         for (Impl impl : kOpImpls) {
           if (!selected(impl)) continue;
-          if (available<T>(impl, op.op, shape)) register_case<T>(type, {impl, op.op, shape, mib});
-          else if (impl == Impl::normkit_mt) mt_missing = true;
+          if (available<T>(impl, op.op)) register_case<T>(type, {impl, op.op, shape, mib});
         }
       }
   }
@@ -615,14 +582,8 @@ int main(int argc, char** argv) {
 #ifdef NORMKIT_BENCH_HAVE_TORCH
   bench::torch_init();
 #endif
-  bool mt_missing = false;
-  bench::register_type<float>("float", sel, mt_missing);
-  bench::register_type<double>("double", sel, mt_missing);
-  if (mt_missing)
-    std::fprintf(stderr, "note: normkit_mt skipped where f(x, axes, [affine,] out, Eigen::ThreadPoolDevice) "
-                         "does not compile (NORMKIT_BENCH_MT)\n");
-  if (sel.impls[static_cast<std::size_t>(bench::Impl::normkit_mt)])
-    benchmark::AddCustomContext("normkit_mt", mt_missing ? "partly unavailable" : "yes");
+  bench::register_type<float>("float", sel);
+  bench::register_type<double>("double", sel);
   std::string peers;
 #ifdef NORMKIT_BENCH_HAVE_ONEDNN
   peers += "onednn ";
