@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build and run the normkit benchmarks, then write bench/results/report.md and
-# bench/results/ratios_<size>MiB.png. Full run (4 and 256 MiB): about 20-30 min.
+# bench/results/ratios_<size>MiB.png. Full run (4 and 256 MiB): about 12 min here.
 #
 #   bench/run.sh
 #

@@ -21,6 +21,17 @@ int main() {
       return 1;
     }
   }
+#ifdef NORMKIT_CONSUMER_CXX20
+  static_assert(__cplusplus >= 202002L, "the package consumer is built as C++20");
+  // C++20 users name the options they set; the rest keep their defaults.
+  const normkit::ZScore<float> sample_std{.ddof = 1};
+  const normkit::LayerNorm<float> ln{.epsilon = 1e-3f, .nan_policy = normkit::NanPolicy::ignore};
+  const Eigen::Tensor<float, 2> z = sample_std(x, 1), l = ln(x, 1);
+  if (sample_std.ddof != 1 || ln.epsilon != 1e-3f || !(std::abs(z(0, 0) + 1.161895f) < 1e-5f) || !(l(0, 0) < 0)) {
+    std::fprintf(stderr, "designated initializers: z(0,0) = %.7g, l(0,0) = %.7g\n", z(0, 0), l(0, 0));
+    return 1;
+  }
+#endif
   std::puts("normkit consumer: OK");
   return 0;
 }
