@@ -277,10 +277,10 @@ struct SliceEngine {
     for_each_block([&](Index b, Index steps, Index g) {
       accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L]);
     });
-    std::array<MapParams<T>, chunk_groups * L> p;
+    std::array<MapParams<T>, chunk_groups * L> p{};  // all set: the unused tail packs zeros
     for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
     std::array<LaneParams<V>, chunk_groups> params;
-    for (Index g = 0; g < groups; ++g) params[g] = pack<V>(&p[g * L]);
+    for (Index g = 0; g < chunk_groups; ++g) params[g] = pack<V>(&p[g * L]);
     if constexpr (is_exponential<Functor>::value) {
       std::array<double, chunk_groups * L> sums{};
       for_each_block([&](Index b, Index steps, Index g) {
