@@ -263,6 +263,11 @@ struct SliceEngine {
   // cache line per row per batch (which defeats the prefetchers).
   static constexpr Index chunk_groups = 8;
 
+  // Groups a chunk of lane type V can hold: chunk_groups batches, or the up to
+  // W - 1 leftover slices, one scalar lane each.
+  template <class V>
+  static constexpr Index chunk_capacity = is_scalar_lane<V> ? std::max(chunk_groups, W) : chunk_groups;
+
   // `groups` batches (V) of neighbouring strided slices from inner index i.
   template <class V>
   void strided_chunk(Index o, Index i, Index groups) const {
@@ -273,21 +278,22 @@ struct SliceEngine {
       for (Index b = 0; b < in.n; b += block_steps)
         for (Index g = 0; g < groups; ++g) body(b, std::min(block_steps, in.n - b), g);
     };
-    std::array<Total<double>, chunk_groups * L> totals;
+    constexpr Index capacity = chunk_capacity<V>;
+    std::array<Total<double>, capacity * L> totals;
     for_each_block([&](Index b, Index steps, Index g) {
       accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L]);
     });
-    std::array<MapParams<T>, chunk_groups * L> p{};  // all set: the unused tail packs zeros
+    std::array<MapParams<T>, capacity * L> p{};  // all set: the unused tail packs zeros
     for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
-    std::array<LaneParams<V>, chunk_groups> params;
-    for (Index g = 0; g < chunk_groups; ++g) params[g] = pack<V>(&p[g * L]);
+    std::array<LaneParams<V>, capacity> params;
+    for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);
     if constexpr (is_exponential<Functor>::value) {
-      std::array<double, chunk_groups * L> sums{};
+      std::array<double, capacity * L> sums{};
       for_each_block([&](Index b, Index steps, Index g) {
         const auto s = exp_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g]);
         for (Index l = 0; l < L; ++l) sums[g * L + l] += s[l];
       });
-      alignas(64) std::array<T, chunk_groups * L> factor;
+      alignas(64) std::array<T, capacity * L> factor;
       for (Index l = 0; l < groups * L; ++l) factor[l] = p[l].fill != T(0) ? T(1) : T(1.0 / sums[l]);
       for_each_block([&](Index b, Index steps, Index g) {
         rescale<V>(y + b * out.step + g * L, out.step, steps, lane_load<V>(&factor[g * L]));
