@@ -9,7 +9,6 @@
 // shapes of out / gamma / beta, and (NanPolicy::raise) the input for NaNs.
 #pragma once
 
-#include <cmath>
 #include <type_traits>
 #include <utility>
 
@@ -67,18 +66,6 @@ void check_output(const In& x, const Out& out) {
   if constexpr (is_dense<decltype(out.x)>) {
     if (out.x.innerStride() != 1) fail<shape_error>(F::name, "output must have inner stride 1");
   }
-}
-
-// NanPolicy::raise: find the first NaN before anything is written.
-template <class F, class Operand, class T>
-void check_no_nan(const Operand& x, SliceView<const T> v) {
-  for (Index o = 0; o < v.outer; ++o)
-    for (Index k = 0; k < v.n; ++k) {
-      const T* row = v.data + o * v.outer_stride + k * v.step;
-      for (Index i = 0; i < v.inner; ++i)
-        if (std::isnan(row[i]))
-          fail<nan_error>(F::name, "NaN at index ", x.index_of(row + i - v.data), " of x (nan_policy = raise)");
-    }
 }
 
 // Evaluates x when normkit cannot address its storage directly.
@@ -140,7 +127,10 @@ void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, co
         weights = {w->gamma.data, w->beta.data};
       }
       const SliceView<const T> in = x.view(static_cast<const T*>(x.data()), r);
-      if (f.nan_policy == NanPolicy::raise) check_no_nan<F>(x, in);
+      if (f.nan_policy == NanPolicy::raise) {
+        const Index at = find_nan(in, executor);
+        if (at >= 0) fail<nan_error>(F::name, "NaN at index ", x.index_of(at), " of x (nan_policy = raise)");
+      }
       run(f, in, out.view(out.data(), r), weights, executor);
     });
   }

@@ -21,11 +21,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cmath>
 #include <numeric>
 #include <type_traits>
 #include <unsupported/Eigen/CXX11/Tensor>
 
 #include "../policy.hpp"
+#include "../statistics/extrema.hpp"
 #include "lanes.hpp"
 #include "slice_map.hpp"
 #include "slice_view.hpp"
@@ -166,18 +169,19 @@ struct SliceEngine {
   // Exponential functors: writes y = exp(x - center) and returns, per lane,
   // its sum over the non-NaN inputs (SkipNan) or all inputs, reduced in blocks
   // and merged in double, so that exp runs once per element; rescale() then
-  // divides y by the sum.
-  template <class V>
+  // divides y by the sum. `ahead`: see map_run.
+  template <class V, bool MayFill = true>
   static std::array<double, width_of<V>> exp_run(const T* x, Index x_stride, T* y, Index y_stride, Index count,
-                                                 const LaneParams<V>& p) {
+                                                 const LaneParams<V>& p, const T* ahead = nullptr) {
     std::array<double, width_of<V>> sums{};
     for (Index b = 0; b < count; b += block_steps) {
       V block(0);
       for (Index j = b, end = std::min(count, b + block_steps); j < end; ++j) {
+        if (ahead) prefetch(ahead + j * x_stride);
         const V xj = lane_load<V>(x + j * x_stride);
         const V e = vexp(mul_sub(xj, p.prescale, p.center));
         block = block + (SkipNan ? lane_select(is_nan(xj), V(0), e) : e);
-        lane_store(y + j * y_stride, finish(xj, e, p));
+        lane_store(y + j * y_stride, finish<MayFill>(xj, e, p));
       }
       const auto lanes = lanes_of(block);
       for (std::size_t l = 0; l < width_of<V>; ++l) sums[l] += double(lanes[l]);
@@ -197,11 +201,13 @@ struct SliceEngine {
   }
 
   // Maps `count` lane steps; weight(j, gamma, beta) gives step j's weights.
+  // ahead (optional): a slice to fetch into cache meanwhile, line by line.
   template <class V, bool MayFill = true, class WeightAt>
   static void map_run(const T* x, Index x_stride, T* y, Index y_stride, Index count, const LaneParams<V>& p,
-                      const WeightAt& weight_at) {
+                      const WeightAt& weight_at, const T* ahead = nullptr) {
     V gamma(1), beta(0);
     for (Index j = 0; j < count; ++j) {
+      if (ahead) prefetch(ahead + j * x_stride);
       weight_at(j, gamma, beta);
       lane_store(y + j * y_stride, map_element<MayFill>(lane_load<V>(x + j * x_stride), p, gamma, beta));
     }
@@ -228,19 +234,31 @@ struct SliceEngine {
     };
   }
 
-  void contiguous_slice(Index o) const {
+  // Contiguous slices are reduced (bound by reads) and then mapped (bound by
+  // writes). While one slice is mapped, the slice `lead` ahead is fetched, so
+  // that its reduction finds it in cache and the two overlap; short slices
+  // look several slices ahead to stay ~4 KiB in front.
+  Total<double> reduce_slice(const T* x) const {
+    const Index body = in.n / W;
+    Total<double> total;
+    accumulate<B, true>(x, body, W, &total);
+    accumulate<T, true>(x + body * W, in.n - body * W, 1, &total);
+    return total;
+  }
+
+  Index fetch_lead() const { return std::max<Index>(1, Index(4096 / sizeof(T)) / in.n); }
+
+  void contiguous_slice(Index o, Index lead) const {
     const T* x = in.data + o * in.outer_stride;
     T* y = out.data + o * out.outer_stride;
     const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
-    Total<double> total;
-    accumulate<B, true>(x, body, W, &total);
-    accumulate<T, true>(x + tail_start, tail, 1, &total);
-    const MapParams<T> p = decide(total, x, 1);
+    const MapParams<T> p = decide(reduce_slice(x), x, 1);
+    const T* ahead = o + lead < in.outer ? x + lead * in.outer_stride : nullptr;
     if constexpr (is_exponential<Functor>::value) {
       if (p.fill == T(0)) {
-        const auto body_sums = exp_run<B>(x, W, y, W, body, broadcast<B>(p));
+        const auto body_sums = exp_run<B, false>(x, W, y, W, body, broadcast<B>(p), ahead);
         const double sum = std::accumulate(body_sums.begin(), body_sums.end(), 0.0) +
-                           exp_run<T>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p))[0];
+                           exp_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p))[0];
         const T factor = T(1.0 / sum);
         rescale<B>(y, W, body, B(factor));
         rescale<T>(y + tail_start, 1, tail, factor);
@@ -249,24 +267,41 @@ struct SliceEngine {
     }
     // One slice: fill or map is decided once, not per element.
     if (p.fill != T(0)) {
-      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
+      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead);
       map_run<T, true>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
     } else {
-      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W));
+      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead);
       map_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
     }
   }
 
-  // Strided slices go in chunks of up to chunk_groups batches of neighbouring
-  // slices, and every pass walks the chunk block by block of rows: each row of
-  // a block is read as one contiguous run of the chunk's width, instead of one
-  // cache line per row per batch (which defeats the prefetchers).
+  // Strided slices go in chunks of chunk_groups batches of neighbouring
+  // slices, loaded together as one Wide lane: every pass walks the chunk row
+  // by row, reading each row's segment as one contiguous run. A chunk of
+  // fewer batches (the end of the inner dimension) runs batch by batch, and
+  // the inner % W leftover slices with scalar lanes.
   static constexpr Index chunk_groups = 8;
+  using Chunk = Wide<B, chunk_groups>;
 
-  // Groups a chunk of lane type V can hold: chunk_groups batches, or the up to
-  // W - 1 leftover slices, one scalar lane each.
+  // Groups a chunk of lane type V can hold: one Wide lane, up to
+  // chunk_groups - 1 batches, or up to W - 1 scalar slices.
   template <class V>
-  static constexpr Index chunk_capacity = is_scalar_lane<V> ? std::max(chunk_groups, W) : chunk_groups;
+  static constexpr Index chunk_capacity = is_wide<V> ? 1 : is_scalar_lane<V> ? W : chunk_groups;
+
+  // body(b, steps, g) for every block of rows b and group g of a chunk.
+  template <class Body>
+  void for_each_block(Index groups, const Body& body) const {
+    for (Index b = 0; b < in.n; b += block_steps)
+      for (Index g = 0; g < groups; ++g) body(b, std::min(block_steps, in.n - b), g);
+  }
+
+  template <class V>
+  void reduce_chunk(const T* x, Index groups, Total<double>* totals) const {
+    constexpr Index L = static_cast<Index>(width_of<V>);
+    for_each_block(groups, [&](Index b, Index steps, Index g) {
+      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, totals + g * L);
+    });
+  }
 
   // `groups` batches (V) of neighbouring strided slices from inner index i.
   template <class V>
@@ -274,32 +309,26 @@ struct SliceEngine {
     constexpr Index L = static_cast<Index>(width_of<V>);
     const T* x = in.data + o * in.outer_stride + i;
     T* y = out.data + o * out.outer_stride + i;
-    const auto for_each_block = [&](auto&& body) {
-      for (Index b = 0; b < in.n; b += block_steps)
-        for (Index g = 0; g < groups; ++g) body(b, std::min(block_steps, in.n - b), g);
-    };
     constexpr Index capacity = chunk_capacity<V>;
     std::array<Total<double>, capacity * L> totals;
-    for_each_block([&](Index b, Index steps, Index g) {
-      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L]);
-    });
+    reduce_chunk<V>(x, groups, totals.data());
     std::array<MapParams<T>, capacity * L> p{};  // all set: the unused tail packs zeros
     for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
     std::array<LaneParams<V>, capacity> params;
     for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);
     if constexpr (is_exponential<Functor>::value) {
       std::array<double, capacity * L> sums{};
-      for_each_block([&](Index b, Index steps, Index g) {
+      for_each_block(groups, [&](Index b, Index steps, Index g) {
         const auto s = exp_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g]);
         for (Index l = 0; l < L; ++l) sums[g * L + l] += s[l];
       });
       alignas(64) std::array<T, capacity * L> factor;
       for (Index l = 0; l < groups * L; ++l) factor[l] = p[l].fill != T(0) ? T(1) : T(1.0 / sums[l]);
-      for_each_block([&](Index b, Index steps, Index g) {
+      for_each_block(groups, [&](Index b, Index steps, Index g) {
         rescale<V>(y + b * out.step + g * L, out.step, steps, lane_load<V>(&factor[g * L]));
       });
     } else {
-      for_each_block([&](Index b, Index steps, Index g) {
+      for_each_block(groups, [&](Index b, Index steps, Index g) {
         map_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g],
                    weights_across<V>(b));
       });
@@ -320,19 +349,58 @@ struct SliceEngine {
     return in.n * lanes * static_cast<Index>(sizeof(T));
   }
 
-  void run_tiles(Index first, Index last) const {
+  template <class V>
+  struct As {
+    using type = V;
+  };
+
+  // The one place that knows what a tile is: slice(o) for a contiguous
+  // slice, chunk(As<V>{}, o, i, groups) for a strided chunk of lane type V.
+  template <class OnSlice, class OnChunk>
+  void for_tiles(Index first, Index last, const OnSlice& slice, const OnChunk& chunk) const {
     if (contiguous()) {
-      for (Index o = first; o < last; ++o) contiguous_slice(o);
+      for (Index o = first; o < last; ++o) slice(o);
       return;
     }
     const Index per_outer = chunks(), full = batches();
     for (Index t = first; t < last; ++t) {
       const Index o = t / per_outer, c = t % per_outer, first_batch = c * chunk_groups;
-      if (first_batch < full)
-        strided_chunk<B>(o, first_batch * W, std::min(chunk_groups, full - first_batch));
+      if (first_batch + chunk_groups <= full)
+        chunk(As<Chunk>{}, o, first_batch * W, 1);
+      else if (first_batch < full)
+        chunk(As<B>{}, o, first_batch * W, full - first_batch);
       else
-        strided_chunk<T>(o, full * W, in.inner % W);
+        chunk(As<T>{}, o, full * W, in.inner % W);
     }
+  }
+
+  void run_tiles(Index first, Index last) const {
+    const Index lead = contiguous() ? fetch_lead() : 0;
+    for_tiles(
+        first, last, [&](Index o) { contiguous_slice(o, lead); },
+        [&](auto lane, Index o, Index i, Index groups) { strided_chunk<typename decltype(lane)::type>(o, i, groups); });
+  }
+
+  // Read-only pass over tiles [first, last): the offset in `in` of the first
+  // slice whose total is flagged, or -1.
+  template <class Flagged>
+  Index find_slice(Index first, Index last, const Flagged& flagged) const {
+    Index found = -1;
+    for_tiles(
+        first, last,
+        [&](Index o) {
+          if (found < 0 && flagged(reduce_slice(in.data + o * in.outer_stride))) found = o * in.outer_stride;
+        },
+        [&](auto lane, Index o, Index i, Index groups) {
+          using V = typename decltype(lane)::type;
+          constexpr Index L = static_cast<Index>(width_of<V>);
+          if (found >= 0) return;
+          std::array<Total<double>, chunk_capacity<V> * L> totals;
+          reduce_chunk<V>(in.data + o * in.outer_stride + i, groups, totals.data());
+          for (Index l = 0; l < groups * L && found < 0; ++l)
+            if (flagged(totals[l])) found = o * in.outer_stride + i + l;
+        });
+    return found;
   }
 };
 
@@ -357,6 +425,36 @@ struct OnDevice {
     device.parallelFor(tiles, cost, [&body](Index first, Index last) { body(first, last); });
   }
 };
+
+// What the NaN scan reduces each slice to: its maximum, which also records
+// whether a NaN was taken.
+template <class T>
+struct NanScan {
+  using value_type = T;
+  using statistic = stats::Maximum;
+};
+
+// NanPolicy::raise: the offset in `in` of the first NaN, or -1, found before
+// anything is written. The engine reduces the tiles read-only (split over the
+// executor's threads), and the first flagged slice is then searched for it.
+template <class T, class Executor = Serial>
+Index find_nan(SliceView<const T> in, const Executor& executor = {}) {
+  const NanScan<T> scan;
+  const SliceView<T> no_output{nullptr, in.outer, in.n, in.inner, in.outer_stride, in.step};
+  const SliceEngine<NanScan<T>, T, false, NanOut::none, false, false> engine{scan, in, no_output, {}};
+  std::atomic<Index> first(-1);
+  executor(engine.tiles(), engine.tile_bytes(), [&](Index begin, Index end) {
+    const Index found = engine.find_slice(begin, end, [](const auto& total) { return total.nan; });
+    Index seen = first.load();
+    while (found >= 0 && (seen < 0 || found < seen) && !first.compare_exchange_weak(seen, found)) {
+    }
+  });
+  const Index slice = first.load();
+  if (slice < 0) return -1;
+  Index k = 0;
+  while (!std::isnan(in.data[slice + k * in.step])) ++k;
+  return slice + k * in.step;
+}
 
 // Runs `functor` over every slice, choosing the compiled variant for its NaN
 // policy and weights. `raise` has already been checked by the caller.

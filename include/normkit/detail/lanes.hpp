@@ -33,6 +33,73 @@ struct lane_traits<xsimd::batch<T, A>> {
   static constexpr std::size_t width = xsimd::batch<T, A>::size;
 };
 
+// G batches side by side, used as one lane type. A strided chunk loads its
+// whole row segment (G * width contiguous values) per step, so every pass
+// walks a chunk row by row in one run, the order the hardware prefetchers
+// follow, while the statistics stay written once over V. Operations apply
+// batch by batch; G independent batches also give the adders parallel work.
+template <class V, std::size_t G>
+struct Wide {
+  std::array<V, G> part;
+
+  Wide() = default;
+  template <class S, class = std::enable_if_t<std::is_arithmetic<S>::value>>
+  Wide(S value) {  // broadcast, as V(value)
+    part.fill(V(value));
+  }
+
+  template <class T>
+  static Wide load_unaligned(const T* p) {
+    Wide w;
+    for (std::size_t g = 0; g < G; ++g) w.part[g] = V::load_unaligned(p + g * V::size);
+    return w;
+  }
+  template <class T>
+  void store_unaligned(T* p) const {
+    for (std::size_t g = 0; g < G; ++g) part[g].store_unaligned(p + g * V::size);
+  }
+};
+
+template <class V>
+struct is_wide_t : std::false_type {};
+template <class V, std::size_t G>
+struct is_wide_t<Wide<V, G>> : std::true_type {};
+template <class V>
+inline constexpr bool is_wide = is_wide_t<V>::value;
+
+template <class V, std::size_t G>
+struct lane_traits<Wide<V, G>> {
+  using scalar = typename lane_traits<V>::scalar;
+  using mask = Wide<typename lane_traits<V>::mask, G>;
+  static constexpr std::size_t width = G * lane_traits<V>::width;
+};
+
+// f applied batch by batch to Wide operands.
+template <class F, class A0, std::size_t G, class... A>
+auto each(const F& f, const Wide<A0, G>& a0, const A&... a) {
+  Wide<decltype(f(a0.part[0], a.part[0]...)), G> r;
+  for (std::size_t g = 0; g < G; ++g) r.part[g] = f(a0.part[g], a.part[g]...);
+  return r;
+}
+
+#define NORMKIT_WIDE_OPERATOR(op)                                                \
+  template <class V, std::size_t G>                                              \
+  auto operator op(const Wide<V, G>& a, const Wide<V, G>& b) {                   \
+    return each([](const auto& x, const auto& y) { return x op y; }, a, b);      \
+  }
+NORMKIT_WIDE_OPERATOR(+)
+NORMKIT_WIDE_OPERATOR(-)
+NORMKIT_WIDE_OPERATOR(*)
+NORMKIT_WIDE_OPERATOR(/)
+NORMKIT_WIDE_OPERATOR(==)
+NORMKIT_WIDE_OPERATOR(!=)
+#undef NORMKIT_WIDE_OPERATOR
+
+template <class V, std::size_t G>
+Wide<V, G> operator-(const Wide<V, G>& a) {
+  return each([](const V& x) { return -x; }, a);
+}
+
 template <class V>
 using scalar_of = typename lane_traits<V>::scalar;
 template <class V>
@@ -59,10 +126,22 @@ void lane_store(T* p, const V& v) {
     v.store_unaligned(p);
 }
 
+// A hint to bring p's cache line in for reading soon.
+template <class T>
+void prefetch(const T* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
+}
+
 // --- arithmetic
 template <class V>
 V vmax(const V& a, const V& b) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_wide<V>)
+    return each([](const auto& x, const auto& y) { return vmax(x, y); }, a, b);
+  else if constexpr (is_scalar_lane<V>)
     return a > b ? a : b;
   else
     return xsimd::max(a, b);
@@ -70,7 +149,9 @@ V vmax(const V& a, const V& b) {
 
 template <class V>
 V vmin(const V& a, const V& b) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_wide<V>)
+    return each([](const auto& x, const auto& y) { return vmin(x, y); }, a, b);
+  else if constexpr (is_scalar_lane<V>)
     return a < b ? a : b;
   else
     return xsimd::min(a, b);
@@ -78,7 +159,9 @@ V vmin(const V& a, const V& b) {
 
 template <class V>
 V vabs(const V& a) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_wide<V>)
+    return each([](const auto& x) { return vabs(x); }, a);
+  else if constexpr (is_scalar_lane<V>)
     return std::fabs(a);
   else
     return xsimd::abs(a);
@@ -90,7 +173,9 @@ V vabs(const V& a) {
 // 710), and NaN lanes are passed through.
 template <class V>
 V vexp(const V& a) {
-  if constexpr (is_scalar_lane<V>) {
+  if constexpr (is_wide<V>) {
+    return each([](const auto& x) { return vexp(x); }, a);
+  } else if constexpr (is_scalar_lane<V>) {
     return std::exp(a);
   } else {
     using S = scalar_of<V>;
@@ -104,7 +189,9 @@ V vexp(const V& a) {
 // scalar form is left to the compiler (no slow libm fma on targets without).
 template <class V>
 V mul_add(const V& a, const V& b, const V& c) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_wide<V>)
+    return each([](const auto& x, const auto& y, const auto& z) { return mul_add(x, y, z); }, a, b, c);
+  else if constexpr (is_scalar_lane<V>)
     return a * b + c;
   else
     return xsimd::fma(a, b, c);
@@ -113,7 +200,9 @@ V mul_add(const V& a, const V& b, const V& c) {
 // a*b - c
 template <class V>
 V mul_sub(const V& a, const V& b, const V& c) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_wide<V>)
+    return each([](const auto& x, const auto& y, const auto& z) { return mul_sub(x, y, z); }, a, b, c);
+  else if constexpr (is_scalar_lane<V>)
     return a * b - c;
   else
     return xsimd::fms(a, b, c);
@@ -122,7 +211,9 @@ V mul_sub(const V& a, const V& b, const V& c) {
 // --- masks
 template <class V>
 typename lane_traits<V>::mask is_nan(const V& a) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_wide<V>)
+    return each([](const auto& x) { return is_nan(x); }, a);
+  else if constexpr (is_scalar_lane<V>)
     return a != a;
   else
     return xsimd::isnan(a);
@@ -130,7 +221,9 @@ typename lane_traits<V>::mask is_nan(const V& a) {
 
 template <class V>
 V lane_select(const typename lane_traits<V>::mask& m, const V& a, const V& b) {
-  if constexpr (is_scalar_lane<V>)
+  if constexpr (is_wide<V>)
+    return each([](const auto& c, const auto& x, const auto& y) { return lane_select(c, x, y); }, m, a, b);
+  else if constexpr (is_scalar_lane<V>)
     return m ? a : b;
   else
     return xsimd::select(m, a, b);
@@ -145,36 +238,45 @@ std::array<scalar_of<V>, width_of<V>> lanes_of(const V& v) {
 }
 
 // Horizontal sum / max / min of the lanes, broadcast back to every lane, so
-// the result can keep flowing through lane-typed code. max/min keep the
-// maxps NaN rule of vmax/vmin.
-template <class V>
-V across_sum(const V& v) {
-  if constexpr (is_scalar_lane<V>)
+// the result can keep flowing through lane-typed code: log2(width) rounds of
+// "combine with the lanes rotated by half the remaining distance", all in
+// registers. max/min keep the maxps NaN rule of vmax/vmin.
+template <std::size_t Shift>
+struct rotated_by {
+  static constexpr std::size_t get(std::size_t i, std::size_t n) { return (i + Shift) % n; }
+};
+
+template <std::size_t Shift, class V, class Op>
+V butterfly(const V& v, Op op) {
+  if constexpr (Shift == 0) {
     return v;
-  else
-    return V(xsimd::hadd(v));
+  } else {
+    using Index = xsimd::batch<xsimd::as_unsigned_integer_t<scalar_of<V>>, typename V::arch_type>;
+    return butterfly<Shift / 2>(op(v, xsimd::swizzle(v, xsimd::make_batch_constant<Index, rotated_by<Shift>>())), op);
+  }
 }
 
 template <class V, class Op>
 V across(const V& v, Op op) {
-  if constexpr (is_scalar_lane<V>) {
+  if constexpr (is_scalar_lane<V>)
     return v;
-  } else {
-    const auto lanes = lanes_of(v);
-    scalar_of<V> r = lanes[0];
-    for (std::size_t l = 1; l < lanes.size(); ++l) r = op(r, lanes[l]);
-    return V(r);
-  }
+  else
+    return butterfly<width_of<V> / 2>(v, op);
+}
+
+template <class V>
+V across_sum(const V& v) {
+  return across(v, [](const V& a, const V& b) { return a + b; });
 }
 
 template <class V>
 V across_max(const V& v) {
-  return across(v, [](auto a, auto b) { return vmax(a, b); });
+  return across(v, [](const V& a, const V& b) { return vmax(a, b); });
 }
 
 template <class V>
 V across_min(const V& v) {
-  return across(v, [](auto a, auto b) { return vmin(a, b); });
+  return across(v, [](const V& a, const V& b) { return vmin(a, b); });
 }
 
 template <class T>

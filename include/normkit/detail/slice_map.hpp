@@ -63,7 +63,11 @@ MapParams<T> to_params(const SliceMap<A>& m) {
   if (m.fill) return {T(1), T(0), T(0), T(0), T(1), T(m.fill_value)};
   A prescale = 1, scale = m.scale;
   const A magnitude = std::fabs(m.scale);
-  if (std::isfinite(m.scale) && magnitude != A(0)) {
+  // Common case first: a scale that T holds as a normal number needs no split
+  // (2 * min() is 2^min_exponent, the bound the exponent test below uses).
+  const bool normal_in_t = m.scale_exp == 0 && magnitude >= A(2 * std::numeric_limits<T>::min()) &&
+                           magnitude <= A(std::numeric_limits<T>::max());
+  if (!normal_in_t && std::isfinite(m.scale) && magnitude != A(0)) {
     const int e = std::ilogb(magnitude) + m.scale_exp;  // of the true scale
     if (m.scale_exp != 0 || e < std::numeric_limits<T>::min_exponent || e >= std::numeric_limits<T>::max_exponent) {
       const int limit = std::numeric_limits<T>::max_exponent - 2;

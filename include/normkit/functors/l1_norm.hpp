@@ -26,7 +26,6 @@ struct L1Norm {
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
     const A sum = t.value();
-    if (t.nan) return detail::nan_slice<A>();
     return detail::divide_by<A>(sum > A(epsilon) || std::isnan(sum) ? sum : A(epsilon));
   }
 

@@ -24,7 +24,7 @@ namespace normkit {
 template <class T>
 struct Softmax {
   using value_type = T;
-  using statistic = stats::MinMaxRange;  // only the max is used
+  using statistic = stats::Maximum;
   static constexpr const char* name = "Softmax";
   static constexpr bool exponential = true;
 

@@ -45,35 +45,99 @@ void note_nan(const V& x, V& seen) {
   if constexpr (!SkipNan) seen = detail::lane_select(detail::is_nan(x), V(1), seen);
 }
 
-// Without SkipNan every value counts, so the count needs no per-element work.
-template <bool SkipNan, class V>
-void finish_count(V& count, Index steps) {
-  if constexpr (!SkipNan) count = V(static_cast<detail::scalar_of<V>>(steps));
+// Independent accumulators per running quantity. One register would make
+// every step wait for the previous add (3-4 cycles) and leave the SIMD units
+// mostly idle; `ways` of them taken in turn keep the adders busy, and the
+// statistic combines them once per block. Only plain batches need them: a
+// Wide lane already holds independent batches, and scalar lanes run tails
+// and the rare long double pass.
+template <class V>
+inline constexpr int ways = detail::is_wide<V> || detail::is_scalar_lane<V> ? 1 : 4;
+
+template <class V>
+using Ways = std::array<V, ways<V>>;
+
+template <class V>
+Ways<V> ways_of(const V& v) {
+  Ways<V> w;
+  w.fill(v);
+  return w;
 }
 
-// Lane combination when the lanes are one slice (Fold), identity otherwise.
-template <bool Fold, class V>
-V fold_sum(const V& v) {
-  if constexpr (Fold)
+// Calls step(j, k) for j in [0, steps), k naming the accumulator of step j.
+// Everything must inline for the accumulators to stay in registers, which
+// compilers' size heuristics would not always do for several calls of step.
+template <class V, class Step>
+[[gnu::always_inline, gnu::flatten]] inline void for_steps(Index steps, const Step& step) {
+  Index j = 0;
+  if constexpr (ways<V> == 4) {
+    for (; j + 4 <= steps; j += 4) {
+      step(j, 0);
+      step(j + 1, 1);
+      step(j + 2, 2);
+      step(j + 3, 3);
+    }
+  }
+  for (; j < steps; ++j) step(j, 0);
+}
+
+// How lanes and accumulators combine: an operation and its horizontal form.
+struct Sum {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return a + b;
+  }
+  template <class V>
+  static V across(const V& v) {
     return detail::across_sum(v);
-  else
-    return v;
-}
+  }
+};
 
-template <bool Fold, class V>
-V fold_max(const V& v) {
-  if constexpr (Fold)
+struct Max {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return detail::vmax(a, b);
+  }
+  template <class V>
+  static V across(const V& v) {
     return detail::across_max(v);
+  }
+};
+
+struct Min {
+  template <class V>
+  V operator()(const V& a, const V& b) const {
+    return detail::vmin(a, b);
+  }
+  template <class V>
+  static V across(const V& v) {
+    return detail::across_min(v);
+  }
+};
+
+// The accumulators combined by Op; with Fold (the lanes are one slice) also
+// across the lanes, so every lane holds the result.
+template <bool Fold, class Op, class V>
+V fold(const Ways<V>& acc) {
+  const Op op;
+  V v = acc[0];
+  for (std::size_t k = 1; k < acc.size(); ++k) v = op(v, acc[k]);
+  if constexpr (Fold)
+    return Op::across(v);
   else
     return v;
 }
 
-template <bool Fold, class V>
-V fold_min(const V& v) {
-  if constexpr (Fold)
-    return detail::across_min(v);
-  else
-    return v;
+// The count of values taken: counted per element under SkipNan, else every
+// step of every folded lane.
+template <bool SkipNan, bool Fold, class V>
+V count_of(const Ways<V>& counted, Index steps) {
+  if constexpr (SkipNan) {
+    return fold<Fold, Sum>(counted);
+  } else {
+    const Index lanes = Fold ? Index(detail::width_of<V>) : 1;
+    return V(static_cast<detail::scalar_of<V>>(steps * lanes));
+  }
 }
 
 // Below this a square in T has lost bits to gradual underflow.

@@ -1,4 +1,5 @@
-// normkit/statistics/extrema.hpp - max |x| (MaxNorm) and min/max (MinMax).
+// normkit/statistics/extrema.hpp - max |x| (MaxNorm), min/max (MinMax) and
+// max alone (Softmax).
 //
 // max/min drop NaNs (maxps semantics), so without SkipNan these also record
 // whether a NaN was seen (note_nan), for the propagate policy.
@@ -13,14 +14,13 @@ struct MaxAbs {
 
   template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
-    V n(0), m(0), nan(0);
-    for (Index j = 0; j < steps; ++j) {
-      const V x = screen<SkipNan>(load(j), V(0), n);
-      note_nan<SkipNan>(x, nan);
-      m = detail::vmax(m, detail::vabs(x));
-    }
-    finish_count<SkipNan>(n, steps);
-    return {fold_sum<Fold>(n), fold_max<Fold>(m), fold_max<Fold>(nan)};
+    Ways<V> n = ways_of(V(0)), m = n, nan = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = screen<SkipNan>(load(j), V(0), n[k]);
+      note_nan<SkipNan>(x, nan[k]);
+      m[k] = detail::vmax(m[k], detail::vabs(x));
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Max>(m), fold<Fold, Max>(nan)};
   }
 
   template <class A>
@@ -42,24 +42,32 @@ struct MaxAbs {
   }
 };
 
-struct MinMaxRange {
+// The largest element and, with WithMin, the smallest (NaNs excluded, but
+// recorded without SkipNan). A slice with no non-NaN value has lo = +inf and
+// hi = -inf.
+template <bool WithMin>
+struct Extrema {
   enum : std::size_t { count, min, max, nan_seen, fields };
 
   template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     using S = detail::scalar_of<V>;
-    V n(0), lo(detail::infinity<S>()), hi(-detail::infinity<S>()), nan(0);
-    for (Index j = 0; j < steps; ++j) {
+    const V inf(detail::infinity<S>());
+    Ways<V> n = ways_of(V(0)), nan = n, lo = ways_of(inf), hi = ways_of(V(-inf));
+    for_steps<V>(steps, [&](Index j, int k) {
       const V x = load(j);
-      note_nan<SkipNan>(x, nan);
-      lo = detail::vmin(lo, screen<SkipNan>(x, V(detail::infinity<S>()), n));
-      if constexpr (SkipNan)
-        hi = detail::vmax(hi, detail::lane_select(detail::is_nan(x), V(-detail::infinity<S>()), x));
-      else
-        hi = detail::vmax(hi, x);
-    }
-    finish_count<SkipNan>(n, steps);
-    return {fold_sum<Fold>(n), fold_min<Fold>(lo), fold_max<Fold>(hi), fold_max<Fold>(nan)};
+      if constexpr (SkipNan) {
+        const auto missing = detail::is_nan(x);
+        n[k] = n[k] + detail::lane_select(missing, V(0), V(1));
+        if constexpr (WithMin) lo[k] = detail::vmin(lo[k], detail::lane_select(missing, inf, x));
+        hi[k] = detail::vmax(hi[k], detail::lane_select(missing, V(-inf), x));
+      } else {
+        note_nan<SkipNan>(x, nan[k]);
+        if constexpr (WithMin) lo[k] = detail::vmin(lo[k], x);
+        hi[k] = detail::vmax(hi[k], x);
+      }
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Min>(lo), fold<Fold, Max>(hi), fold<Fold, Max>(nan)};
   }
 
   template <class A>
@@ -81,5 +89,8 @@ struct MinMaxRange {
     return false;
   }
 };
+
+using MinMaxRange = Extrema<true>;
+using Maximum = Extrema<false>;
 
 }  // namespace normkit::stats

@@ -12,17 +12,17 @@ struct LinearSum {
   enum : std::size_t { count, sum, nan_seen, fields };
 
   // A NaN sum can also come from +inf and -inf, which SumToOne treats as a
-  // degenerate slice rather than a NaN one, hence the separate NaN record.
+  // degenerate slice rather than a NaN one, hence the separate NaN record; a
+  // sum of |x| is NaN only for a NaN input and needs none.
   template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
-    V n(0), s(0), nan(0);
-    for (Index j = 0; j < steps; ++j) {
-      const V x = screen<SkipNan>(load(j), V(0), n);
-      note_nan<SkipNan>(x, nan);
-      s = s + (Absolute ? detail::vabs(x) : x);
-    }
-    finish_count<SkipNan>(n, steps);
-    return {fold_sum<Fold>(n), fold_sum<Fold>(s), fold_max<Fold>(nan)};
+    Ways<V> n = ways_of(V(0)), s = n, nan = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = screen<SkipNan>(load(j), V(0), n[k]);
+      if constexpr (!Absolute) note_nan<SkipNan>(x, nan[k]);
+      s[k] = s[k] + (Absolute ? detail::vabs(x) : x);
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), fold<Fold, Max>(nan)};
   }
 
   template <class A>

@@ -21,18 +21,17 @@ struct LogSumExp {
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     using S = detail::scalar_of<V>;
     const V minus_inf(-detail::infinity<S>());
-    V n(0), m(minus_inf);
-    for (Index j = 0; j < steps; ++j) m = detail::vmax(m, screen<SkipNan>(load(j), minus_inf, n));
-    finish_count<SkipNan>(n, steps);
-    m = fold_max<Fold>(m);
+    Ways<V> n = ways_of(V(0)), top = ways_of(minus_inf);
+    for_steps<V>(steps, [&](Index j, int k) { top[k] = detail::vmax(top[k], screen<SkipNan>(load(j), minus_inf, n[k])); });
+    const V m = fold<Fold, Max>(top);
     const V base = detail::lane_select(m == minus_inf, V(0), m);
-    V s(0);
-    for (Index j = 0; j < steps; ++j) {
+    Ways<V> s = ways_of(V(0));
+    for_steps<V>(steps, [&](Index j, int k) {
       V x = load(j);
       if constexpr (SkipNan) x = detail::lane_select(detail::is_nan(x), minus_inf, x);
-      s = s + detail::vexp(x - base);
-    }
-    return {fold_sum<Fold>(n), m, fold_sum<Fold>(s)};
+      s[k] = s[k] + detail::vexp(x - base);
+    });
+    return {count_of<SkipNan, Fold>(n, steps), m, fold<Fold, Sum>(s)};
   }
 
   template <class A>

@@ -22,31 +22,31 @@ struct Moments {
   template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     using S = detail::scalar_of<V>;
-    V n(0), sum(0), lo(detail::infinity<S>()), hi(-detail::infinity<S>());
-    for (Index j = 0; j < steps; ++j) {
+    const V inf(detail::infinity<S>());
+    Ways<V> n = ways_of(V(0)), sum = n, lo = ways_of(inf), hi = ways_of(V(-inf));
+    for_steps<V>(steps, [&](Index j, int k) {
       const V x = load(j);
-      sum = sum + screen<SkipNan>(x, V(0), n);
+      sum[k] = sum[k] + screen<SkipNan>(x, V(0), n[k]);
       if constexpr (SkipNan) {
         const auto nan = detail::is_nan(x);
-        lo = detail::vmin(lo, detail::lane_select(nan, V(detail::infinity<S>()), x));
-        hi = detail::vmax(hi, detail::lane_select(nan, V(-detail::infinity<S>()), x));
+        lo[k] = detail::vmin(lo[k], detail::lane_select(nan, inf, x));
+        hi[k] = detail::vmax(hi[k], detail::lane_select(nan, V(-inf), x));
       } else {
-        lo = detail::vmin(lo, x);
-        hi = detail::vmax(hi, x);
+        lo[k] = detail::vmin(lo[k], x);
+        hi[k] = detail::vmax(hi[k], x);
       }
-    }
-    finish_count<SkipNan>(n, steps);
-    n = fold_sum<Fold>(n);
-    const V center = fold_sum<Fold>(sum) / detail::vmax(n, V(1));
-    V d1(0), d2(0);
-    for (Index j = 0; j < steps; ++j) {
+    });
+    const V count = count_of<SkipNan, Fold>(n, steps);
+    const V center = fold<Fold, Sum>(sum) / detail::vmax(count, V(1));
+    Ways<V> d1 = ways_of(V(0)), d2 = d1;
+    for_steps<V>(steps, [&](Index j, int k) {
       const V x = load(j);
       V d = x - center;
       if constexpr (SkipNan) d = detail::lane_select(detail::is_nan(x), V(0), d);
-      d1 = d1 + d;
-      d2 = detail::mul_add(d, d, d2);
-    }
-    return {n, center, fold_sum<Fold>(d1), fold_sum<Fold>(d2), fold_min<Fold>(lo), fold_max<Fold>(hi)};
+      d1[k] = d1[k] + d;
+      d2[k] = detail::mul_add(d, d, d2[k]);
+    });
+    return {count, center, fold<Fold, Sum>(d1), fold<Fold, Sum>(d2), fold<Fold, Min>(lo), fold<Fold, Max>(hi)};
   }
 
   // The mean is kept relative to an origin (the first block's shift, an exact

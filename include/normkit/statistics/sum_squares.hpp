@@ -12,14 +12,13 @@ struct SumSquares {
 
   template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
-    V n(0), s(0), m(0);
-    for (Index j = 0; j < steps; ++j) {
-      const V x = screen<SkipNan>(load(j), V(0), n);
-      s = detail::mul_add(x, x, s);
-      m = detail::vmax(m, detail::vabs(x));
-    }
-    finish_count<SkipNan>(n, steps);
-    return {fold_sum<Fold>(n), fold_sum<Fold>(s), fold_max<Fold>(m)};
+    Ways<V> n = ways_of(V(0)), s = n, m = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = screen<SkipNan>(load(j), V(0), n[k]);
+      s[k] = detail::mul_add(x, x, s[k]);
+      m[k] = detail::vmax(m[k], detail::vabs(x));
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), fold<Fold, Max>(m)};
   }
 
   template <class A>
