@@ -1,0 +1,114 @@
+// tests/thread_pool.cpp - the ThreadPoolDevice overloads (own executable:
+// EIGEN_USE_THREADS must be defined before the first Eigen include of a
+// translation unit, and the other tests do not use it).
+//
+// Tiles are computed the same way whichever thread runs them, so threaded
+// results must be bit-identical to the single-threaded call, for contiguous
+// slices, strided chunks (full Wide chunks, partial chunks, scalar leftovers)
+// and NaN-raise scans.
+#define CATCH_CONFIG_MAIN
+#define EIGEN_USE_THREADS
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <normkit/normkit.hpp>
+#include <string>
+#include <unsupported/Eigen/CXX11/ThreadPool>
+
+#include "reference.hpp"
+
+namespace {
+
+using Eigen::Index;
+
+template <class A, class B>
+bool same_bits(const A& a, const B& b) {
+  return a.size() == b.size() &&
+         std::memcmp(a.data(), b.data(), sizeof(*a.data()) * static_cast<std::size_t>(a.size())) == 0;
+}
+
+struct Pool {
+  Eigen::ThreadPool pool{3};  // more threads than cores: ranges interleave
+  Eigen::ThreadPoolDevice device{&pool, 3};
+};
+
+// Shapes [d0, d1, d2] whose axes give contiguous rows, strided chunks with
+// full and partial Wide groups, and leftover scalar slices.
+const std::array<Index, 3> kShapes[] = {{7, 33, 129}, {3, 300, 17}, {2, 1000, 5}, {40, 3, 260}};
+
+template <class F, int L>
+void threaded_matches_serial(const F& f, Pool& p) {
+  using T = typename F::value_type;
+  unsigned seed = 500;
+  for (const auto& dims : kShapes) {
+    Eigen::Tensor<T, 3, L> x = ref::random_tensor<T, 3, L>(dims, ++seed);
+    ref::add_nans(x, seed, 0.002);  // every NaN policy gets something to do
+    for (int axis = 0; axis < 3; ++axis) {
+      INFO(F::name << " layout " << L << " dims " << dims[0] << "x" << dims[1] << "x" << dims[2] << " axis " << axis);
+      const Eigen::Tensor<T, 3, L> serial = f(x, axis);
+      Eigen::Tensor<T, 3, L> threaded(x.dimensions());
+      normkit::normalize(x, f, axis, threaded, p.device);
+      CHECK(same_bits(serial, threaded));
+      Eigen::Tensor<T, 3, L> inplace = x;
+      normkit::normalize_inplace(inplace, f, axis, p.device);
+      CHECK(same_bits(serial, inplace));
+    }
+  }
+}
+
+template <class F>
+void every_layout_and_policy(F f, Pool& p) {
+  for (auto policy : {normkit::NanPolicy::propagate, normkit::NanPolicy::ignore, normkit::NanPolicy::zero}) {
+    f.nan_policy = policy;
+    threaded_matches_serial<F, Eigen::ColMajor>(f, p);
+    threaded_matches_serial<F, Eigen::RowMajor>(f, p);
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("threaded calls are bit-identical to serial ones", "[threads]", float, double) {
+  Pool p;
+  using T = TestType;
+  every_layout_and_policy(normkit::SumToOne<T>{}, p);
+  every_layout_and_policy(normkit::L1Norm<T>{}, p);
+  every_layout_and_policy(normkit::L2Norm<T>{}, p);
+  every_layout_and_policy(normkit::MaxNorm<T>{}, p);
+  every_layout_and_policy(normkit::MinMax<T>{}, p);
+  every_layout_and_policy(normkit::ZScore<T>{}, p);
+  every_layout_and_policy(normkit::LayerNorm<T>{}, p);
+  every_layout_and_policy(normkit::RMSNorm<T>{}, p);
+  every_layout_and_policy(normkit::Softmax<T>{}, p);
+  every_layout_and_policy(normkit::LogSoftmax<T>{}, p);
+}
+
+TEST_CASE("threaded LayerNorm with gamma and beta is bit-identical to serial", "[threads]") {
+  Pool p;
+  const auto x = ref::random_tensor<float, 3, Eigen::RowMajor>({5, 300, 48}, 77);
+  Eigen::Tensor<float, 1> gamma = ref::random_tensor<float, 1, Eigen::ColMajor>({300}, 78);
+  Eigen::Tensor<float, 1> beta = ref::random_tensor<float, 1, Eigen::ColMajor>({300}, 79);
+  const normkit::LayerNorm<float> f;
+  const auto w = normkit::affine(gamma, beta);
+  const Eigen::Tensor<float, 3, Eigen::RowMajor> serial = normkit::normalize(x, f, 1, w);
+  Eigen::Tensor<float, 3, Eigen::RowMajor> threaded(x.dimensions());
+  normkit::normalize(x, f, 1, w, threaded, p.device);
+  CHECK(same_bits(serial, threaded));
+}
+
+TEST_CASE("threaded NanPolicy::raise names the same NaN and writes nothing", "[threads]") {
+  Pool p;
+  normkit::L2Norm<float> f;
+  f.nan_policy = normkit::NanPolicy::raise;
+  // Two NaNs: along axis 0 the first slice holding one is column 0 (its NaN
+  // is at row 200); along axis 1 it is row 123.
+  Eigen::Tensor<float, 2, Eigen::RowMajor> x = ref::random_tensor<float, 2, Eigen::RowMajor>({300, 40}, 80);
+  x(123, 39) = std::numeric_limits<float>::quiet_NaN();
+  x(200, 0) = std::numeric_limits<float>::quiet_NaN();
+  const std::string expected[] = {"NaN at index (200, 0)", "NaN at index (123, 39)"};
+  for (int axis = 0; axis < 2; ++axis) {
+    Eigen::Tensor<float, 2, Eigen::RowMajor> out(x.dimensions());
+    out.setConstant(42);
+    CHECK_THROWS_WITH(normkit::normalize(x, f, axis, out, p.device), Catch::Contains(expected[axis]));
+    CHECK_THROWS_WITH(f(x, axis, out), Catch::Contains(expected[axis]));
+    for (Index i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == 42.0f);
+  }
+}
