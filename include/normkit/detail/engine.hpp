@@ -9,20 +9,24 @@
 // and the engine walks the slices of a SliceView in tiles:
 //  * contiguous slices (inner == 1): lanes of a batch hold consecutive elements
 //    of one slice and fold into one total; the n % width tail runs the same
-//    code with scalar lanes;
-//  * strided slices (inner > 1): each lane of a batch is a different slice,
-//    so loads stay contiguous and nothing is folded; the inner % width
-//    leftover slices run with scalar lanes.
+//    code with scalar lanes. Short slices go in groups (reduce and decide all,
+//    then map all), and each map pass prefetches the slice read next;
+//  * strided slices (inner > 1): each lane is a different slice, so loads stay
+//    contiguous and nothing is folded. chunk_groups batches of neighbouring
+//    slices form one Wide lane, so each pass reads a chunk row by row; the
+//    end of the inner dimension runs batch by batch, then with scalar lanes.
 // Each tile is reduced block by block (blocks stay in L1, so statistics that
 // read a block twice cost no extra memory traffic), decided, then mapped with
-// one pass that writes the output; in-place calls read each tile completely
-// before writing it.
+// one pass that writes the output (non-temporal stores for outputs larger
+// than a cache); in-place calls read each tile completely before writing it.
+// find_nan runs the same reduction read-only, for NanPolicy::raise.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <type_traits>
 #include <unsupported/Eigen/CXX11/Tensor>
@@ -45,10 +49,12 @@ struct accepts_weights : std::false_type {};
 template <class F>
 struct accepts_weights<F, std::enable_if_t<F::accepts_weights>> : std::true_type {};
 
-// Lane steps per reduction block. A lane sums at most 32 values in the element
-// type before the block is merged in double: a float running sum of 32 equal
-// values is off by 3e-7 (of 256, by 2.4e-6). A block stays well within L1 for
-// the second read of two-pass statistics.
+// Lane steps per accumulator and reduction block. An accumulator sums at
+// most 32 values in the element type before the block is merged in double: a
+// float running sum of 32 equal values is off by 3e-7 (of 256, by 2.4e-6).
+// Statistics with several accumulators per quantity (stats::ways) take that
+// many times longer blocks, which still stay well within L1 for the second
+// read of two-pass statistics.
 inline constexpr Index block_steps = 32;
 
 // What the map does with NaNs after computing y (from the NanPolicy).
@@ -107,15 +113,24 @@ struct SliceEngine {
   SliceView<const T> in;
   SliceView<T> out;
   Weights<T> weights;
+  bool stream = false;  // write y with non-temporal stores where aligned
+
+  // Whether the batch stores starting at y, `step` elements apart, are all
+  // aligned for non-temporal stores.
+  bool streams(const T* y, Index step) const {
+    constexpr auto size = sizeof(B);
+    return stream && reinterpret_cast<std::uintptr_t>(y) % size == 0 && (step * Index(sizeof(T))) % Index(size) == 0;
+  }
 
   // Reduces `count` lane steps starting at x, `stride` elements apart, into
   // totals[0] (Fold: the lanes are one slice) or totals[lane].
   template <class V, bool Fold>
   static void accumulate(const T* x, Index count, Index stride, Total<double>* totals) {
-    for (Index b = 0; b < count; b += block_steps) {
+    constexpr Index block = block_steps * stats::ways<V>;  // each accumulator takes block_steps of them
+    for (Index b = 0; b < count; b += block) {
       const T* base = x + b * stride;
       const auto part = Stat::template reduce<SkipNan, Fold, V>(
-          [base, stride](Index j) { return lane_load<V>(base + j * stride); }, std::min(block_steps, count - b));
+          [base, stride](Index j) { return lane_load<V>(base + j * stride); }, std::min(block, count - b));
       if constexpr (is_scalar_lane<V>) {
         totals[0].add(part);
       } else if constexpr (Fold) {
@@ -192,24 +207,33 @@ struct SliceEngine {
   // y *= factor (1 in filled lanes), keeping the zero policy's promise for a
   // slice whose sum is NaN (a +inf input).
   template <class V>
-  static void rescale(T* y, Index y_stride, Index count, const V& factor) {
+  static void rescale(T* y, Index y_stride, Index count, const V& factor, bool stream = false) {
     for (Index j = 0; j < count; ++j) {
       V v = lane_load<V>(y + j * y_stride) * factor;
       if constexpr (Out == NanOut::zero) v = lane_select(is_nan(v), V(0), v);
-      lane_store(y + j * y_stride, v);
+      put(y + j * y_stride, v, stream);
     }
+  }
+
+  template <class V>
+  static void put(T* y, const V& v, bool stream) {
+    if (stream)
+      lane_stream(y, v);
+    else
+      lane_store(y, v);
   }
 
   // Maps `count` lane steps; weight(j, gamma, beta) gives step j's weights.
   // ahead (optional): a slice to fetch into cache meanwhile, line by line.
+  // stream: y is written with non-temporal stores (aligned y only).
   template <class V, bool MayFill = true, class WeightAt>
   static void map_run(const T* x, Index x_stride, T* y, Index y_stride, Index count, const LaneParams<V>& p,
-                      const WeightAt& weight_at, const T* ahead = nullptr) {
+                      const WeightAt& weight_at, const T* ahead = nullptr, bool stream = false) {
     V gamma(1), beta(0);
     for (Index j = 0; j < count; ++j) {
       if (ahead) prefetch(ahead + j * x_stride);
       weight_at(j, gamma, beta);
-      lane_store(y + j * y_stride, map_element<MayFill>(lane_load<V>(x + j * x_stride), p, gamma, beta));
+      put(y + j * y_stride, map_element<MayFill>(lane_load<V>(x + j * x_stride), p, gamma, beta), stream);
     }
   }
 
@@ -248,11 +272,30 @@ struct SliceEngine {
 
   Index fetch_lead() const { return std::max<Index>(1, Index(4096 / sizeof(T)) / in.n); }
 
-  void contiguous_slice(Index o, Index lead) const {
+  // Short slices go in groups: all are reduced and decided, then all mapped,
+  // so the scalar decisions (sqrt, divisions in double) of neighbouring
+  // slices overlap instead of each one stalling its own map. A group stays
+  // within ~8 KiB, so the map pass still reads it from L1.
+  static constexpr Index max_group = 16;
+  Index group_size() const { return std::clamp<Index>(Index(8192 / sizeof(T)) / in.n, 1, max_group); }
+
+  void contiguous_slices(Index first, Index last) const {
+    const Index lead = fetch_lead(), group = group_size();
+    std::array<MapParams<T>, max_group> p;
+    for (Index o = first; o < last; o += group) {
+      const Index count = std::min(group, last - o);
+      for (Index k = 0; k < count; ++k) {
+        const T* x = in.data + (o + k) * in.outer_stride;
+        p[k] = decide(reduce_slice(x), x, 1);
+      }
+      for (Index k = 0; k < count; ++k) map_slice(o + k, p[k], lead);
+    }
+  }
+
+  void map_slice(Index o, const MapParams<T>& p, Index lead) const {
     const T* x = in.data + o * in.outer_stride;
     T* y = out.data + o * out.outer_stride;
     const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
-    const MapParams<T> p = decide(reduce_slice(x), x, 1);
     const T* ahead = o + lead < in.outer ? x + lead * in.outer_stride : nullptr;
     if constexpr (is_exponential<Functor>::value) {
       if (p.fill == T(0)) {
@@ -260,17 +303,17 @@ struct SliceEngine {
         const double sum = std::accumulate(body_sums.begin(), body_sums.end(), 0.0) +
                            exp_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p))[0];
         const T factor = T(1.0 / sum);
-        rescale<B>(y, W, body, B(factor));
+        rescale<B>(y, W, body, B(factor), streams(y, W));
         rescale<T>(y + tail_start, 1, tail, factor);
         return;
       }
     }
     // One slice: fill or map is decided once, not per element.
     if (p.fill != T(0)) {
-      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead);
+      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead, streams(y, W));
       map_run<T, true>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
     } else {
-      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead);
+      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead, streams(y, W));
       map_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1));
     }
   }
@@ -288,17 +331,19 @@ struct SliceEngine {
   template <class V>
   static constexpr Index chunk_capacity = is_wide<V> ? 1 : is_scalar_lane<V> ? W : chunk_groups;
 
-  // body(b, steps, g) for every block of rows b and group g of a chunk.
-  template <class Body>
+  // body(b, steps, g) for every block of rows b and group g (of lane type V)
+  // of a chunk.
+  template <class V, class Body>
   void for_each_block(Index groups, const Body& body) const {
-    for (Index b = 0; b < in.n; b += block_steps)
-      for (Index g = 0; g < groups; ++g) body(b, std::min(block_steps, in.n - b), g);
+    constexpr Index rows = block_steps * stats::ways<V>;
+    for (Index b = 0; b < in.n; b += rows)
+      for (Index g = 0; g < groups; ++g) body(b, std::min(rows, in.n - b), g);
   }
 
   template <class V>
   void reduce_chunk(const T* x, Index groups, Total<double>* totals) const {
     constexpr Index L = static_cast<Index>(width_of<V>);
-    for_each_block(groups, [&](Index b, Index steps, Index g) {
+    for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
       accumulate<V, false>(x + b * in.step + g * L, steps, in.step, totals + g * L);
     });
   }
@@ -316,21 +361,22 @@ struct SliceEngine {
     for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
     std::array<LaneParams<V>, capacity> params;
     for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);
+    const bool stream_rows = !is_scalar_lane<V> && streams(y, out.step);
     if constexpr (is_exponential<Functor>::value) {
       std::array<double, capacity * L> sums{};
-      for_each_block(groups, [&](Index b, Index steps, Index g) {
+      for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
         const auto s = exp_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g]);
         for (Index l = 0; l < L; ++l) sums[g * L + l] += s[l];
       });
       alignas(64) std::array<T, capacity * L> factor;
       for (Index l = 0; l < groups * L; ++l) factor[l] = p[l].fill != T(0) ? T(1) : T(1.0 / sums[l]);
-      for_each_block(groups, [&](Index b, Index steps, Index g) {
-        rescale<V>(y + b * out.step + g * L, out.step, steps, lane_load<V>(&factor[g * L]));
+      for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
+        rescale<V>(y + b * out.step + g * L, out.step, steps, lane_load<V>(&factor[g * L]), stream_rows);
       });
     } else {
-      for_each_block(groups, [&](Index b, Index steps, Index g) {
+      for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
         map_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g],
-                   weights_across<V>(b));
+                   weights_across<V>(b), nullptr, stream_rows);
       });
     }
   }
@@ -354,12 +400,13 @@ struct SliceEngine {
     using type = V;
   };
 
-  // The one place that knows what a tile is: slice(o) for a contiguous
-  // slice, chunk(As<V>{}, o, i, groups) for a strided chunk of lane type V.
-  template <class OnSlice, class OnChunk>
-  void for_tiles(Index first, Index last, const OnSlice& slice, const OnChunk& chunk) const {
+  // The one place that knows what a tile is: slices(first, last) for a run
+  // of contiguous slices, chunk(As<V>{}, o, i, groups) for a strided chunk of
+  // lane type V.
+  template <class OnSlices, class OnChunk>
+  void for_tiles(Index first, Index last, const OnSlices& slices, const OnChunk& chunk) const {
     if (contiguous()) {
-      for (Index o = first; o < last; ++o) slice(o);
+      slices(first, last);
       return;
     }
     const Index per_outer = chunks(), full = batches();
@@ -375,10 +422,10 @@ struct SliceEngine {
   }
 
   void run_tiles(Index first, Index last) const {
-    const Index lead = contiguous() ? fetch_lead() : 0;
     for_tiles(
-        first, last, [&](Index o) { contiguous_slice(o, lead); },
+        first, last, [&](Index begin, Index end) { contiguous_slices(begin, end); },
         [&](auto lane, Index o, Index i, Index groups) { strided_chunk<typename decltype(lane)::type>(o, i, groups); });
+    if (stream) stream_fence();
   }
 
   // Read-only pass over tiles [first, last): the offset in `in` of the first
@@ -388,8 +435,9 @@ struct SliceEngine {
     Index found = -1;
     for_tiles(
         first, last,
-        [&](Index o) {
-          if (found < 0 && flagged(reduce_slice(in.data + o * in.outer_stride))) found = o * in.outer_stride;
+        [&](Index begin, Index end) {
+          for (Index o = begin; o < end && found < 0; ++o)
+            if (flagged(reduce_slice(in.data + o * in.outer_stride))) found = o * in.outer_stride;
         },
         [&](auto lane, Index o, Index i, Index groups) {
           using V = typename decltype(lane)::type;
@@ -456,6 +504,20 @@ Index find_nan(SliceView<const T> in, const Executor& executor = {}) {
   return slice + k * in.step;
 }
 
+// Outputs bigger than a last-level cache are written with non-temporal
+// stores: they would not stay in cache anyway, and skipping the
+// read-for-ownership of every line cuts the memory traffic of the map pass
+// (measured in bench/: see the README's performance section). The bound is
+// fixed rather than queried: Eigen::l3CacheSize() reports the whole package
+// (384 MiB on a 12-CCD EPYC), not the 32 MiB one core's slice can use, which
+// is also the largest L3 slice of current x86 parts.
+inline constexpr Index stream_above_bytes = Index(32) << 20;
+
+template <class T>
+bool streams_output(const SliceView<T>& out) {
+  return out.outer * out.n * out.inner * Index(sizeof(T)) > stream_above_bytes;
+}
+
 // Runs `functor` over every slice, choosing the compiled variant for its NaN
 // policy and weights. `raise` has already been checked by the caller.
 template <class Functor, class T, class Executor = Serial>
@@ -464,7 +526,7 @@ void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weight
   const auto go = [&](auto skip, auto nan_out, auto has_gamma, auto has_beta) {
     const SliceEngine<Functor, T, decltype(skip)::value, decltype(nan_out)::value, decltype(has_gamma)::value,
                       decltype(has_beta)::value>
-        engine{functor, in, out, weights};
+        engine{functor, in, out, weights, streams_output<T>(out)};
     executor(engine.tiles(), engine.tile_bytes(),
              [&engine](Index first, Index last) { engine.run_tiles(first, last); });
   };

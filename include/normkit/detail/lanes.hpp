@@ -40,6 +40,7 @@ struct lane_traits<xsimd::batch<T, A>> {
 // batch by batch; G independent batches also give the adders parallel work.
 template <class V, std::size_t G>
 struct Wide {
+  using part_type = V;
   std::array<V, G> part;
 
   Wide() = default;
@@ -126,6 +127,48 @@ void lane_store(T* p, const V& v) {
     v.store_unaligned(p);
 }
 
+// Non-temporal store of a batch to an address aligned to its size: the line
+// goes to memory without being read first (no read-for-ownership) and
+// without evicting what the cache holds. Scalars, Wide parts and targets
+// without such an instruction store normally. stream_fence() orders these
+// stores before whatever the thread does next (another thread reading y).
+template <class V, class T>
+void lane_stream(T* p, const V& v) {
+  if constexpr (is_wide<V>) {
+    for (std::size_t g = 0; g < v.part.size(); ++g) lane_stream(p + g * width_of<typename V::part_type>, v.part[g]);
+  } else if constexpr (is_scalar_lane<V>) {
+    *p = static_cast<T>(v);
+  } else {
+    constexpr bool single = std::is_same<T, float>::value;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64) {
+      if constexpr (single) _mm512_stream_ps(p, v); else _mm512_stream_pd(p, v);
+      return;
+    }
+#endif
+#if defined(__AVX__)
+    if constexpr (sizeof(V) == 32) {
+      if constexpr (single) _mm256_stream_ps(p, v); else _mm256_stream_pd(p, v);
+      return;
+    }
+#endif
+#if defined(__SSE2__)
+    if constexpr (sizeof(V) == 16) {
+      if constexpr (single) _mm_stream_ps(p, v); else _mm_stream_pd(p, v);
+      return;
+    }
+#endif
+    (void)single;
+    v.store_aligned(p);
+  }
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
 // A hint to bring p's cache line in for reading soon.
 template <class T>
 void prefetch(const T* p) {
@@ -167,12 +210,34 @@ V vabs(const V& a) {
     return xsimd::abs(a);
 }
 
+#if defined(__AVX512F__)
+// e^a for 16 floats: k = round(a / ln 2), r = a - k ln 2 (ln 2 in two parts,
+// so k ln2_hi is exact), e^r by its Taylor series to r^7 (truncation below
+// 0.1 ulp for |r| <= ln(2)/2), then scaled by 2^k with vscalefps, which
+// overflows to inf and underflows to 0 as e^a does. Clamping a at -110, where
+// e^a is 0 in float, makes -inf give 0 rather than NaN; max(lo, a) returns a
+// NaN a unchanged. About half the instructions of xsimd's exp, which needs
+// the integer exponent trick and selects for its range.
+inline __m512 exp_avx512(__m512 a) {
+  const __m512 x = _mm512_max_ps(_mm512_set1_ps(-110.0f), a);
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, k);
+}
+#endif
+
 // xsimd's exp converts its scaled argument to an integer, which is undefined
 // for NaN, infinities and huge magnitudes. Arguments are clamped to where the
 // result is already 0 or inf (float: below -104 or above 89; double: -746,
-// 710), and NaN lanes are passed through.
+// 710), and NaN lanes are passed through. Float batches of AVX-512 use
+// exp_avx512 instead.
 template <class V>
-V vexp(const V& a) {
+[[gnu::always_inline]] inline V vexp(const V& a) {  // inline: a call per batch spills it to memory
   if constexpr (is_wide<V>) {
     return each([](const auto& x) { return vexp(x); }, a);
   } else if constexpr (is_scalar_lane<V>) {
@@ -180,6 +245,9 @@ V vexp(const V& a) {
   } else {
     using S = scalar_of<V>;
     constexpr bool single = std::is_same<S, float>::value;
+#if defined(__AVX512F__)
+    if constexpr (single && sizeof(V) == 64) return V(exp_avx512(a));
+#endif
     const V lo(single ? S(-104) : S(-746)), hi(single ? S(89) : S(710));
     return xsimd::select(xsimd::isnan(a), a, xsimd::exp(xsimd::min(xsimd::max(a, lo), hi)));
   }

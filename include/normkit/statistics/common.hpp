@@ -13,6 +13,7 @@
 // accuracy, and the wide totals make 10^6-element slices sum accurately.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -48,11 +49,12 @@ void note_nan(const V& x, V& seen) {
 // Independent accumulators per running quantity. One register would make
 // every step wait for the previous add (3-4 cycles) and leave the SIMD units
 // mostly idle; `ways` of them taken in turn keep the adders busy, and the
-// statistic combines them once per block. Only plain batches need them: a
-// Wide lane already holds independent batches, and scalar lanes run tails
-// and the rare long double pass.
+// statistic combines them once per block. The blocks get as many times
+// longer, so fewer block totals are merged in the wide type (on strided
+// chunks that merge, one per lane, costs more than the reduction itself).
+// Scalar lanes, which run tails and the rare long double pass, take one.
 template <class V>
-inline constexpr int ways = detail::is_wide<V> || detail::is_scalar_lane<V> ? 1 : 4;
+inline constexpr int ways = detail::is_scalar_lane<V> ? 1 : 4;
 
 template <class V>
 using Ways = std::array<V, ways<V>>;
@@ -64,13 +66,26 @@ Ways<V> ways_of(const V& v) {
   return w;
 }
 
-// Calls step(j, k) for j in [0, steps), k naming the accumulator of step j.
+// Calls step(j, k) for j in [0, steps), k naming the accumulator of step j:
+// on a batch the accumulators take turns, step by step, so their chains run
+// in parallel; a Wide lane's batches already run in parallel, so each
+// accumulator takes a quarter of the steps in a row, and only one set of
+// them is live at a time (fewer registers spilled).
 // Everything must inline for the accumulators to stay in registers, which
 // compilers' size heuristics would not always do for several calls of step.
 template <class V, class Step>
 [[gnu::always_inline, gnu::flatten]] inline void for_steps(Index steps, const Step& step) {
   Index j = 0;
-  if constexpr (ways<V> == 4) {
+  if constexpr (detail::is_wide<V>) {
+    const Index quarter = (steps + 3) / 4;
+    const auto run = [&](int k) {
+      for (const Index end = std::min(steps, (k + 1) * quarter); j < end; ++j) step(j, k);
+    };
+    run(0);
+    run(1);
+    run(2);
+    run(3);
+  } else if constexpr (ways<V> == 4) {
     for (; j + 4 <= steps; j += 4) {
       step(j, 0);
       step(j + 1, 1);
