@@ -321,6 +321,13 @@ void check_axis_sets(const std::array<Index, R>& dims, int min_count, int max_co
   });
 }
 
+template <class T, std::size_t R>
+void check_axis_sets_both_layouts(const std::array<Index, R>& dims, int min_count, int max_count,
+                                  ref::NanPolicy nan = ref::NanPolicy::propagate, double nan_fraction = 0) {
+  check_axis_sets<T, Eigen::ColMajor>(dims, min_count, max_count, nan, nan_fraction);
+  check_axis_sets<T, Eigen::RowMajor>(dims, min_count, max_count, nan, nan_fraction);
+}
+
 // Small odd dims (and one 2) so that no slice length is a SIMD width.
 const std::array<Index, 1> dims1{9};
 const std::array<Index, 2> dims2{7, 5};
@@ -331,30 +338,25 @@ const std::array<Index, 4> dims4{3, 5, 2, 7};
 const std::vector<Index> tail_lengths{1,  2,   3,   4,   5,   6,   7,   8,    9,    10,   11,   12,   13,
                                       14, 15,  16,  17,  31,  33,  63,  64,   65,   127,  128,  129,  255,
                                       256, 257, 1000, 1023, 1025, 4097};
-const std::vector<Index> strided_widths{1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33};
+// Past 128 floats / 64 doubles a strided chunk is one Wide lane of 8 batches
+// at the widest vectors (AVX-512), followed by partial chunks and leftovers.
+const std::vector<Index> strided_widths{1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 65, 128, 129, 160, 257};
 
 }  // namespace
 
 TEMPLATE_TEST_CASE("matrix: every functor, rank 1-4, every single axis, both layouts", "[reference][matrix]",
                    float, double) {
-  check_axis_sets<TestType, Eigen::ColMajor>(dims1, 1, 1);
-  check_axis_sets<TestType, Eigen::RowMajor>(dims1, 1, 1);
-  check_axis_sets<TestType, Eigen::ColMajor>(dims2, 1, 1);
-  check_axis_sets<TestType, Eigen::RowMajor>(dims2, 1, 1);
-  check_axis_sets<TestType, Eigen::ColMajor>(dims3, 1, 1);
-  check_axis_sets<TestType, Eigen::RowMajor>(dims3, 1, 1);
-  check_axis_sets<TestType, Eigen::ColMajor>(dims4, 1, 1);
-  check_axis_sets<TestType, Eigen::RowMajor>(dims4, 1, 1);
+  check_axis_sets_both_layouts<TestType>(dims1, 1, 1);
+  check_axis_sets_both_layouts<TestType>(dims2, 1, 1);
+  check_axis_sets_both_layouts<TestType>(dims3, 1, 1);
+  check_axis_sets_both_layouts<TestType>(dims4, 1, 1);
 }
 
 TEMPLATE_TEST_CASE("matrix: every functor over adjacent axis sets, gamma/beta of every shape", "[reference][matrix]",
                    float, double) {
-  check_axis_sets<TestType, Eigen::ColMajor>(dims2, 2, 2);
-  check_axis_sets<TestType, Eigen::RowMajor>(dims2, 2, 2);
-  check_axis_sets<TestType, Eigen::ColMajor>(dims3, 2, 3);
-  check_axis_sets<TestType, Eigen::RowMajor>(dims3, 2, 3);
-  check_axis_sets<TestType, Eigen::ColMajor>(dims4, 2, 4);
-  check_axis_sets<TestType, Eigen::RowMajor>(dims4, 2, 4);
+  check_axis_sets_both_layouts<TestType>(dims2, 2, 2);
+  check_axis_sets_both_layouts<TestType>(dims3, 2, 3);
+  check_axis_sets_both_layouts<TestType>(dims4, 2, 4);
 }
 
 TEMPLATE_TEST_CASE("matrix: SIMD tails on a contiguous axis", "[reference][matrix][simd]", float, double) {
@@ -385,12 +387,16 @@ TEMPLATE_TEST_CASE("matrix: NaN policies on every axis set and on SIMD tails", "
                    double) {
   for (ref::NanPolicy p : {ref::NanPolicy::propagate, ref::NanPolicy::ignore, ref::NanPolicy::zero}) {
     INFO("nan policy " << to_string(p));
-    check_axis_sets<TestType, Eigen::ColMajor>(dims3, 1, 3, p, 0.2);
-    check_axis_sets<TestType, Eigen::RowMajor>(dims3, 1, 3, p, 0.2);
+    check_axis_sets_both_layouts<TestType>(dims3, 1, 3, p, 0.2);
     for (Index n : tail_lengths)
       for_each_case<TestType>([&](const auto& c) {
         check<TestType, Eigen::RowMajor>(c, std::array<Index, 2>{3, n}, Config{{1}, WeightShape::flat, p, 0.1});
         check<TestType, Eigen::RowMajor>(c, std::array<Index, 2>{n, 5}, Config{{0}, WeightShape::flat, p, 0.1});
+      });
+    // Strided chunks of every kind: full Wide chunks, fewer batches, scalar leftovers.
+    for (Index n : {1, 7, 33, 129})
+      for_each_case<TestType>([&](const auto& c) {
+        check<TestType, Eigen::RowMajor>(c, std::array<Index, 2>{n, 300}, Config{{0}, WeightShape::flat, p, 0.1});
       });
   }
 }
