@@ -207,17 +207,17 @@ struct SliceEngine {
   // y *= factor (1 in filled lanes), keeping the zero policy's promise for a
   // slice whose sum is NaN (a +inf input).
   template <class V>
-  static void rescale(T* y, Index y_stride, Index count, const V& factor, bool stream = false) {
+  static void rescale(T* y, Index y_stride, Index count, const V& factor, bool nontemporal = false) {
     for (Index j = 0; j < count; ++j) {
       V v = lane_load<V>(y + j * y_stride) * factor;
       if constexpr (Out == NanOut::zero) v = lane_select(is_nan(v), V(0), v);
-      put(y + j * y_stride, v, stream);
+      put(y + j * y_stride, v, nontemporal);
     }
   }
 
   template <class V>
-  static void put(T* y, const V& v, bool stream) {
-    if (stream)
+  static void put(T* y, const V& v, bool nontemporal) {
+    if (nontemporal)
       lane_stream(y, v);
     else
       lane_store(y, v);
@@ -225,15 +225,15 @@ struct SliceEngine {
 
   // Maps `count` lane steps; weight(j, gamma, beta) gives step j's weights.
   // ahead (optional): a slice to fetch into cache meanwhile, line by line.
-  // stream: y is written with non-temporal stores (aligned y only).
+  // nontemporal: y is written with non-temporal stores (aligned y only).
   template <class V, bool MayFill = true, class WeightAt>
   static void map_run(const T* x, Index x_stride, T* y, Index y_stride, Index count, const LaneParams<V>& p,
-                      const WeightAt& weight_at, const T* ahead = nullptr, bool stream = false) {
+                      const WeightAt& weight_at, const T* ahead = nullptr, bool nontemporal = false) {
     V gamma(1), beta(0);
     for (Index j = 0; j < count; ++j) {
       if (ahead) prefetch(ahead + j * x_stride);
       weight_at(j, gamma, beta);
-      put(y + j * y_stride, map_element<MayFill>(lane_load<V>(x + j * x_stride), p, gamma, beta), stream);
+      put(y + j * y_stride, map_element<MayFill>(lane_load<V>(x + j * x_stride), p, gamma, beta), nontemporal);
     }
   }
 
@@ -510,8 +510,13 @@ Index find_nan(SliceView<const T> in, const Executor& executor = {}) {
 // (measured in bench/: see the README's performance section). The bound is
 // fixed rather than queried: Eigen::l3CacheSize() reports the whole package
 // (384 MiB on a 12-CCD EPYC), not the 32 MiB one core's slice can use, which
-// is also the largest L3 slice of current x86 parts.
-inline constexpr Index stream_above_bytes = Index(32) << 20;
+// is also the largest L3 slice of current x86 parts. Define
+// NORMKIT_STREAM_ABOVE_BYTES to choose another bound (a huge one turns
+// streaming off).
+#ifndef NORMKIT_STREAM_ABOVE_BYTES
+#define NORMKIT_STREAM_ABOVE_BYTES (std::ptrdiff_t(32) << 20)
+#endif
+inline constexpr Index stream_above_bytes = NORMKIT_STREAM_ABOVE_BYTES;
 
 template <class T>
 bool streams_output(const SliceView<T>& out) {
