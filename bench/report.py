@@ -73,8 +73,9 @@ def ratios(results, floor):
 
 
 def best(results):
-    """Drops the run index (a key present in several runs keeps the last)."""
-    return {k[1:]: v for k, v in sorted(results.items())}
+    """Drops the run index; a key present in several runs (the floors) keeps the first run's
+    value, so the per-shape tables show the floor the single-thread ratios were taken against."""
+    return {k[1:]: v for k, v in sorted(results.items(), reverse=True)}
 
 
 def geomean(values):
