@@ -340,12 +340,15 @@ struct SliceEngine {
       for (Index g = 0; g < groups; ++g) body(b, std::min(rows, in.n - b), g);
   }
 
+  // The totals of a chunk's slices (groups batches of lane type V from x).
   template <class V>
-  void reduce_chunk(const T* x, Index groups, Total<double>* totals) const {
+  std::array<Total<double>, chunk_capacity<V> * width_of<V>> reduce_chunk(const T* x, Index groups) const {
     constexpr Index L = static_cast<Index>(width_of<V>);
+    std::array<Total<double>, chunk_capacity<V> * width_of<V>> totals;
     for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
-      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, totals + g * L);
+      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L]);
     });
+    return totals;
   }
 
   // `groups` batches (V) of neighbouring strided slices from inner index i.
@@ -355,8 +358,7 @@ struct SliceEngine {
     const T* x = in.data + o * in.outer_stride + i;
     T* y = out.data + o * out.outer_stride + i;
     constexpr Index capacity = chunk_capacity<V>;
-    std::array<Total<double>, capacity * L> totals;
-    reduce_chunk<V>(x, groups, totals.data());
+    const auto totals = reduce_chunk<V>(x, groups);
     std::array<MapParams<T>, capacity * L> p{};  // all set: the unused tail packs zeros
     for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
     std::array<LaneParams<V>, capacity> params;
@@ -441,11 +443,9 @@ struct SliceEngine {
         },
         [&](auto lane, Index o, Index i, Index groups) {
           using V = typename decltype(lane)::type;
-          constexpr Index L = static_cast<Index>(width_of<V>);
           if (found >= 0) return;
-          std::array<Total<double>, chunk_capacity<V> * L> totals;
-          reduce_chunk<V>(in.data + o * in.outer_stride + i, groups, totals.data());
-          for (Index l = 0; l < groups * L && found < 0; ++l)
+          const auto totals = reduce_chunk<V>(in.data + o * in.outer_stride + i, groups);
+          for (Index l = 0; l < groups * Index(width_of<V>) && found < 0; ++l)
             if (flagged(totals[l])) found = o * in.outer_stride + i + l;
         });
     return found;

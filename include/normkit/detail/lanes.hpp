@@ -238,14 +238,11 @@ inline __m512d exp_avx512(__m512d a) {
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0.6931471804855391), x);
   r = _mm512_fnmadd_pd(k, _mm512_set1_pd(7.440617110012397e-11), r);
-  double c = 1;
-  for (int i = 2; i <= 13; ++i) c /= i;  // 1/13!
-  __m512d p = _mm512_set1_pd(c);
-  for (int i = 12; i >= 1; --i) {  // Horner down to 1/1!, then the final 1
-    c *= i + 1;
+  __m512d p = _mm512_set1_pd(1.0 / 6227020800);  // 1/13!, then Horner down to 1/1! and 1
+  for (const double c : {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
+                         1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0})
     p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
-  }
-  return _mm512_scalef_pd(_mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0)), k);
+  return _mm512_scalef_pd(p, k);
 }
 #endif
 
@@ -323,10 +320,10 @@ std::array<scalar_of<V>, width_of<V>> lanes_of(const V& v) {
   return out;
 }
 
-// Horizontal sum / max / min of the lanes, broadcast back to every lane, so
-// the result can keep flowing through lane-typed code: log2(width) rounds of
-// "combine with the lanes rotated by half the remaining distance", all in
-// registers. max/min keep the maxps NaN rule of vmax/vmin.
+// Horizontal combination of the lanes under op (sum, max, min, ...),
+// broadcast back to every lane, so the result can keep flowing through
+// lane-typed code: log2(width) rounds of "combine with the lanes rotated by
+// half the remaining distance", all in registers.
 template <std::size_t Shift>
 struct rotated_by {
   static constexpr std::size_t get(std::size_t i, std::size_t n) { return (i + Shift) % n; }
@@ -348,21 +345,6 @@ V across(const V& v, Op op) {
     return v;
   else
     return butterfly<width_of<V> / 2>(v, op);
-}
-
-template <class V>
-V across_sum(const V& v) {
-  return across(v, [](const V& a, const V& b) { return a + b; });
-}
-
-template <class V>
-V across_max(const V& v) {
-  return across(v, [](const V& a, const V& b) { return vmax(a, b); });
-}
-
-template <class V>
-V across_min(const V& v) {
-  return across(v, [](const V& a, const V& b) { return vmin(a, b); });
 }
 
 template <class T>

@@ -96,38 +96,18 @@ template <class V, class Step>
   for (; j < steps; ++j) step(j, 0);
 }
 
-// How lanes and accumulators combine: an operation and its horizontal form.
+// How accumulators, and the lanes of one slice, combine.
 struct Sum {
   template <class V>
-  V operator()(const V& a, const V& b) const {
-    return a + b;
-  }
-  template <class V>
-  static V across(const V& v) {
-    return detail::across_sum(v);
-  }
+  V operator()(const V& a, const V& b) const { return a + b; }
 };
-
 struct Max {
   template <class V>
-  V operator()(const V& a, const V& b) const {
-    return detail::vmax(a, b);
-  }
-  template <class V>
-  static V across(const V& v) {
-    return detail::across_max(v);
-  }
+  V operator()(const V& a, const V& b) const { return detail::vmax(a, b); }
 };
-
 struct Min {
   template <class V>
-  V operator()(const V& a, const V& b) const {
-    return detail::vmin(a, b);
-  }
-  template <class V>
-  static V across(const V& v) {
-    return detail::across_min(v);
-  }
+  V operator()(const V& a, const V& b) const { return detail::vmin(a, b); }
 };
 
 // The accumulators combined by Op; with Fold (the lanes are one slice) also
@@ -138,7 +118,7 @@ V fold(const Ways<V>& acc) {
   V v = acc[0];
   for (std::size_t k = 1; k < acc.size(); ++k) v = op(v, acc[k]);
   if constexpr (Fold)
-    return Op::across(v);
+    return detail::across(v, op);
   else
     return v;
 }
