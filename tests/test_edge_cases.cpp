@@ -11,6 +11,8 @@
 
 #include <normkit/normkit.hpp>
 
+#include "engine_instances.hpp"
+
 #include "reference.hpp"
 
 #include <algorithm>

@@ -7,6 +7,8 @@
 
 #include <normkit/normkit.hpp>
 
+#include "engine_instances.hpp"
+
 #include "reference.hpp"
 
 #include <array>

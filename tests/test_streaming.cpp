@@ -8,6 +8,8 @@
 
 #include <normkit/normkit.hpp>
 
+#include "engine_instances.hpp"
+
 #include "reference.hpp"
 
 #include <cstring>

@@ -14,6 +14,7 @@
 #include <string>
 #include <unsupported/Eigen/CXX11/ThreadPool>
 
+#include "engine_instances.hpp"
 #include "reference.hpp"
 
 namespace {
