@@ -11,7 +11,8 @@
 //   --smoke:  tiny shapes (64 KiB) and --benchmark_min_time=0.001, for the CTest smoke test
 //   --sizes:  tensor sizes in MiB (default 4,256)
 //   --impls:  register only these (normkit normkit_mt eigen_naive onednn torch floor_scale
-//             floor_memcpy); bench/run.sh times normkit_mt unpinned, the rest on one core
+//             floor_memcpy floor_scale_mt); bench/run.sh times the _mt impls unpinned (2 threads),
+//             the rest on one core
 //
 // EIGEN_USE_THREADS comes from CMake: it must precede every Tensor include.
 #include <benchmark/benchmark.h>
@@ -95,11 +96,13 @@ decltype(auto) with_views(const Shape& s, const T* x, T* y, Fn&& fn) {
 
 // ------------------------------------------------------------------ implementations
 
-enum class Impl { normkit, normkit_mt, eigen_naive, onednn, torch, floor_scale, floor_memcpy };
-constexpr const char* kImplNames[] = {"normkit", "normkit_mt", "eigen_naive", "onednn",
-                                      "torch",   "floor_scale", "floor_memcpy"};
+enum class Impl { normkit, normkit_mt, eigen_naive, onednn, torch, floor_scale, floor_memcpy, floor_scale_mt };
+constexpr const char* kImplNames[] = {"normkit",     "normkit_mt",   "eigen_naive",   "onednn",
+                                      "torch",       "floor_scale",  "floor_memcpy",  "floor_scale_mt"};
 constexpr Impl kOpImpls[] = {Impl::normkit, Impl::normkit_mt, Impl::eigen_naive, Impl::onednn, Impl::torch};
-constexpr Impl kFloors[] = {Impl::floor_scale, Impl::floor_memcpy};
+constexpr Impl kFloors[] = {Impl::floor_scale, Impl::floor_memcpy, Impl::floor_scale_mt};
+// Impls that run on the thread pool.
+constexpr bool threaded(Impl impl) { return impl == Impl::normkit_mt || impl == Impl::floor_scale_mt; }
 
 // What the impls need to know about one problem; gamma/beta are nullptr when the op has none.
 template <class T>
@@ -241,7 +244,7 @@ Runner shared_runner(std::unique_ptr<R> r) {
   return [s] { s->run(); };
 }
 
-// Builds the timed callable; `dev` is only used by normkit_mt.
+// Builds the timed callable; `dev` is only used by the threaded impls.
 template <class T>
 Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
   const Index n = p.shape.size();
@@ -271,6 +274,16 @@ Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice
       };
     case Impl::floor_memcpy:
       return [=] { std::memcpy(y, x, static_cast<std::size_t>(n) * sizeof(T)); };
+    case Impl::floor_scale_mt:  // floor_scale split over the pool as normkit_mt is: what 2 threads can gain here
+      return [=] {
+        constexpr Index tiles = 64;
+        const Index per = (n + tiles - 1) / tiles;
+        const double bytes = double(per) * sizeof(T);
+        dev->parallelFor(tiles, Eigen::TensorOpCost(bytes, bytes, double(per)), [=](Index first, Index last) {
+          const T c = T(0.5);
+          for (Index i = first * per, end = std::min(n, last * per); i < end; ++i) y[i] = c * x[i];
+        });
+      };
   }
   return nullptr;
 }
@@ -454,7 +467,7 @@ void run_case(benchmark::State& state, Case<T>& c) {
   state.counters["len"] = static_cast<double>(c.shape.geo.len);
   state.counters["mib"] = c.mib;
   state.counters["strided"] = static_cast<double>(c.shape.layout);
-  state.counters["threads"] = c.impl == Impl::normkit_mt ? kThreads : 1;
+  state.counters["threads"] = threaded(c.impl) ? kThreads : 1;
   try {
     const auto [x, y] = arena().get<T>(n, info ? std::optional<bool>(info->positive_data) : std::nullopt);
     if (!c.run || c.bound_x != x) {
@@ -467,7 +480,7 @@ void run_case(benchmark::State& state, Case<T>& c) {
       }
       const Problem<T> p{c.op.value_or(Op::sum_to_one), c.shape, x, y, c.gamma.empty() ? nullptr : c.gamma.data(),
                          c.beta.empty() ? nullptr : c.beta.data()};
-      c.run = make_runner(c.impl, p, c.impl == Impl::normkit_mt ? &pool_device() : nullptr);
+      c.run = make_runner(c.impl, p, threaded(c.impl) ? &pool_device() : nullptr);
       c.bound_x = x;
       c.error = c.op ? check(p, c.run) : std::string();
     }
@@ -493,7 +506,7 @@ void register_case(const char* type, Case<T> c) {
        << type << '/' << kLayoutNames[static_cast<int>(c.shape.layout)] << "/cols:" << c.shape.cols << "/MiB:" << c.mib;
   auto shared = std::make_shared<Case<T>>(std::move(c));
   benchmark::RegisterBenchmark(name.str().c_str(), [shared](benchmark::State& s) { run_case(s, *shared); })
-      ->UseRealTime()  // normkit_mt works on pool threads too
+      ->UseRealTime()  // the threaded impls work on pool threads too
       ->Unit(benchmark::kMicrosecond);
 }
 

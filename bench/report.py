@@ -158,6 +158,8 @@ def report(results, errors, contexts, plots):
             out.append(table(["op"] + impls, rows))
             out.append("")
 
+    out += threads_section(r_scale, sizes)
+
     if plots:
         out.append("## Plots")
         out.append("")
@@ -169,6 +171,31 @@ def report(results, errors, contexts, plots):
         out += [f"- `{name}`: {msg}" for name, msg in errors]
         out.append("")
     return "\n".join(out)
+
+
+def threads_section(r_scale, sizes):
+    """normkit_mt over normkit, each taken relative to its own run's floor_scale (so drift
+    between the runs cancels), next to what the floor loop itself gains split over the same
+    pool (floor_scale_mt over floor_scale, one run)."""
+    rows = []
+    for op in OPS + ["all ops"]:
+        cells = []
+        for mib in sizes:
+            vals = [v / r_scale[("normkit",) + k[1:]] for k, v in r_scale.items()
+                    if k[0] == "normkit_mt" and k[3] == mib and (op == "all ops" or k[1] == op)
+                    and ("normkit",) + k[1:] in r_scale]
+            g = geomean(vals)
+            cells.append(f"{g:.2f} ({len(vals)})" if g else "")
+        rows.append([op if op != "all ops" else "**all ops**"] + cells)
+    floor_cells = []
+    for mib in sizes:
+        g = geomean([v for k, v in r_scale.items() if k[0] == "floor_scale_mt" and k[3] == mib])
+        floor_cells.append(f"{g:.2f}" if g else "")
+    if not any(cells for _, *cells in rows if any(cells)):
+        return []
+    return [f"## Threads: 2-thread throughput over 1-thread throughput (number of cases)", "",
+            table(["op"] + [f"{fmt_mib(m)} MiB" for m in sizes],
+                  rows + [["*y = c·x loop (floor_scale_mt / floor_scale)*"] + floor_cells]), ""]
 
 
 def plot(results, outdir):

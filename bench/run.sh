@@ -11,7 +11,7 @@
 #       --impls=normkit,eigen_naive,onednn,torch,floor_scale,floor_memcpy --sizes=4,256 \
 #       --benchmark_min_time=0.2 --benchmark_repetitions=1 \
 #       --benchmark_out=bench/results/single.json --benchmark_out_format=json
-#   build/native/bench/normkit_bench --impls=normkit_mt,floor_scale,floor_memcpy --sizes=4,256 \
+#   build/native/bench/normkit_bench --impls=normkit_mt,floor_scale,floor_memcpy,floor_scale_mt --sizes=4,256 \
 #       --benchmark_min_time=0.2 --benchmark_repetitions=1 \
 #       --benchmark_out=bench/results/threads.json --benchmark_out_format=json
 #   /usr/bin/python3 bench/report.py bench/results/single.json bench/results/threads.json -o bench/results
@@ -43,6 +43,6 @@ common=(--sizes="$sizes" --benchmark_filter="$filter" --benchmark_min_time="$min
 OMP_NUM_THREADS=1 taskset -c 0 "$bin" --impls=normkit,eigen_naive,onednn,torch,floor_scale,floor_memcpy \
   "${common[@]}" --benchmark_out="$out/single.json"
 # normkit_mt (2 threads) unpinned, with its own floors so its ratios come from the same run.
-"$bin" --impls=normkit_mt,floor_scale,floor_memcpy "${common[@]}" --benchmark_out="$out/threads.json"
+"$bin" --impls=normkit_mt,floor_scale,floor_memcpy,floor_scale_mt "${common[@]}" --benchmark_out="$out/threads.json"
 
 /usr/bin/python3 bench/report.py "$out/single.json" "$out/threads.json" -o "$out"
