@@ -177,6 +177,8 @@ def threads_section(r_scale, sizes):
     """normkit_mt over normkit, each taken relative to its own run's floor_scale (so drift
     between the runs cancels), next to what the floor loop itself gains split over the same
     pool (floor_scale_mt over floor_scale, one run)."""
+    if not any(k[0] == "normkit_mt" for k in r_scale):
+        return []
     rows = []
     for op in OPS + ["all ops"]:
         cells = []
@@ -191,9 +193,7 @@ def threads_section(r_scale, sizes):
     for mib in sizes:
         g = geomean([v for k, v in r_scale.items() if k[0] == "floor_scale_mt" and k[3] == mib])
         floor_cells.append(f"{g:.2f}" if g else "")
-    if not any(cells for _, *cells in rows if any(cells)):
-        return []
-    return [f"## Threads: 2-thread throughput over 1-thread throughput (number of cases)", "",
+    return ["## Threads: 2-thread throughput over 1-thread throughput (number of cases)", "",
             table(["op"] + [f"{fmt_mib(m)} MiB" for m in sizes],
                   rows + [["*y = c·x loop (floor_scale_mt / floor_scale)*"] + floor_cells]), ""]
 

@@ -10,8 +10,7 @@
 
 #include <normkit/normkit.hpp>
 
-#define NORMKIT_TEST_FUNCTORS(X) \
-  X(SumToOne) X(L1Norm) X(L2Norm) X(MaxNorm) X(MinMax) X(ZScore) X(LayerNorm) X(RMSNorm) X(Softmax) X(LogSoftmax)
+#include "engine_functors.hpp"  // NORMKIT_TEST_FUNCTORS(X), from the list in tests/CMakeLists.txt
 
 // `Kind` is `extern` (declaration) or empty (definition).
 #define NORMKIT_TEST_ENGINE(Kind, Functor, T, Executor)                                                     \
