@@ -169,11 +169,13 @@ inline void stream_fence() {
 #endif
 }
 
-// A hint to bring p's cache line in for reading soon.
-template <class T>
-void prefetch(const T* p) {
+// A hint to bring the cache lines of one lane of V at p in for reading soon
+// (a batch fits one line; a Wide lane spans several).
+template <class V, class T>
+void prefetch_lane(const T* p) {
 #if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 0, 3);
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (std::size_t offset = 0; offset < sizeof(T) * width_of<V>; offset += 64) __builtin_prefetch(bytes + offset, 0, 3);
 #else
   (void)p;
 #endif
