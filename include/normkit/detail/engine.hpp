@@ -151,7 +151,7 @@ struct SliceEngine {
     for (Index b = 0; b < count; b += block) {
       const T* base = x + b * stride;
       const auto part = Stat::template reduce<SkipNan, Fold, V>(
-          [base, stride, ahead, b](Index j) {
+          [=](Index j) {  // [=]: the folded variant uses neither ahead nor b
             if constexpr (!Fold) ahead.template fetch<V>(b + j, stride);
             return lane_load<V>(base + j * stride);
           },
