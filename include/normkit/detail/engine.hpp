@@ -141,6 +141,24 @@ struct SliceEngine {
     return stream && reinterpret_cast<std::uintptr_t>(y) % size == 0 && (step * Index(sizeof(T))) % Index(size) == 0;
   }
 
+  // What a statistic reads a block through: load(j), the lane at step j of
+  // the block, and, with Fetch, the lane `ahead` of it (step b + j of the
+  // run that ahead follows); load.again(j), the same lane read a second time
+  // from cache by two-pass statistics, which has nothing to fetch.
+  template <class V, bool Fetch>
+  struct BlockLoad {
+    const T* base;
+    Index stride;
+    Ahead<T> ahead;
+    Index b;
+
+    V operator()(Index j) const {
+      if constexpr (Fetch) ahead.template fetch<V>(b + j, stride);
+      return again(j);
+    }
+    V again(Index j) const { return lane_load<V>(base + j * stride); }
+  };
+
   // Reduces `count` lane steps starting at x, `stride` elements apart, into
   // totals[0] (Fold: the lanes are one slice) or totals[lane]. Strided lanes
   // fetch `ahead` (same steps and stride) meanwhile; contiguous slices are
@@ -150,12 +168,8 @@ struct SliceEngine {
     constexpr Index block = block_steps * stats::ways<V>;  // each accumulator takes block_steps of them
     for (Index b = 0; b < count; b += block) {
       const T* base = x + b * stride;
-      const auto part = Stat::template reduce<SkipNan, Fold, V>(
-          [=](Index j) {  // [=]: the folded variant uses neither ahead nor b
-            if constexpr (!Fold) ahead.template fetch<V>(b + j, stride);
-            return lane_load<V>(base + j * stride);
-          },
-          std::min(block, count - b));
+      const auto part = Stat::template reduce<SkipNan, Fold, V>(BlockLoad<V, !Fold>{base, stride, ahead, b},
+                                                                std::min(block, count - b));
       if constexpr (is_scalar_lane<V>) {
         totals[0].add(part);
       } else if constexpr (Fold) {
@@ -180,7 +194,7 @@ struct SliceEngine {
     if (!Stat::template needs_rescue<T>(total)) return to_params<T>(functor.finalize(total));
     Total<long double> wide;
     wide.add(Stat::template reduce<SkipNan, false, long double>(
-        [x, stride](Index j) { return lane_load<long double>(x + j * stride); }, in.n));
+        BlockLoad<long double, false>{x, stride, Ahead<T>::nothing(x), 0}, in.n));
     return to_params<T>(functor.finalize(wide));
   }
 

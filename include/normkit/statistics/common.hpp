@@ -2,11 +2,13 @@
 //
 // A statistic reduces one block of a slice in two layers:
 //  * `reduce<SkipNan, Fold, V>(load, steps)` runs over `steps` lane values
-//    (load(j) gives the j-th) in the element type and returns one partial per
-//    lane (a std::array of V, field 0 being the count of values taken). With
-//    Fold the lanes hold parts of one slice: the kernel combines them (and
-//    shares shifts/maxima across them) so every lane holds the block's
-//    partial, and one lane is merged; without Fold each lane is its own slice;
+//    in the element type (load(j) gives the j-th; a statistic that reads the
+//    block twice reads it the second time, from cache, with load.again(j))
+//    and returns one partial per lane (a std::array of V, field 0 being the
+//    count of values taken). With Fold the lanes hold parts of one slice: the
+//    kernel combines them (and shares shifts/maxima across them) so every
+//    lane holds the block's partial, and one lane is merged; without Fold
+//    each lane is its own slice;
 //  * `Total<A>::add(lane)` merges one lane's partial into the slice's running
 //    total, kept in a wide type A (double, or long double in the rescue pass).
 // Blocks are short, so the element-type part never accumulates enough to lose

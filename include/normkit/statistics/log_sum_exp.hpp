@@ -27,7 +27,7 @@ struct LogSumExp {
     const V base = detail::lane_select(m == minus_inf, V(0), m);
     Ways<V> s = ways_of(V(0));
     for_steps<V>(steps, [&](Index j, int k) {
-      V x = load(j);
+      V x = load.again(j);
       if constexpr (SkipNan) x = detail::lane_select(detail::is_nan(x), minus_inf, x);
       s[k] = s[k] + detail::vexp(x - base);
     });

@@ -40,7 +40,7 @@ struct Moments {
     const V center = fold<Fold, Sum>(sum) / detail::vmax(count, V(1));
     Ways<V> d1 = ways_of(V(0)), d2 = d1;
     for_steps<V>(steps, [&](Index j, int k) {
-      const V x = load(j);
+      const V x = load.again(j);
       V d = x - center;
       if constexpr (SkipNan) d = detail::lane_select(detail::is_nan(x), V(0), d);
       d1[k] = d1[k] + d;
