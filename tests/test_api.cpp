@@ -282,7 +282,9 @@ TEST_CASE("return types of f(x, axes) for every operand kind", "[api]") {
   // (x * (1 / |x|): within an ulp of +-1).
   const Eigen::VectorXf signs = f(v, 1);
   for (Eigen::Index i = 0; i < 9; ++i) CHECK(signs(i) == Approx(v(i) > 0 ? 1.f : -1.f).epsilon(1e-6));
-  CHECK(same_matrix(f(fixed, 0), f(Eigen::MatrixXf(fixed), 0)));
+  // (the same values copied from m, not from `fixed`: g++ 12 warns, wrongly,
+  // that Eigen's vectorized copy of a 3x4 object reads past it)
+  CHECK(same_matrix(f(fixed, 0), f(Eigen::MatrixXf(m.topLeftCorner(3, 4)), 0)));
   CHECK(same_matrix(f(cmap, 0), y));
 }
 
