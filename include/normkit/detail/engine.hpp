@@ -316,16 +316,28 @@ struct SliceEngine {
 
   Index fetch_lead() const { return std::max<Index>(1, Index(4096 / sizeof(T)) / in.n); }
 
-  // Short slices go in groups: all are reduced and decided, then all mapped,
-  // so the scalar decisions (sqrt, divisions in double) of neighbouring
-  // slices overlap instead of each one stalling its own map. A group stays
-  // within ~8 KiB, so the map pass still reads it from L1.
-  // The per-tile functions (decide_slice, map_slice, strided_chunk) are
-  // flattened: g++ left finalize, to_params and the map runs as calls, which
-  // took a third of the time on rows of 64 floats (4 MiB, ratio to y = c*x:
-  // sum-to-one 0.21 -> 0.28, z-score RowMajor axis 0 0.27 -> 0.35).
+  // Short slices go in groups: all are reduced, then all decided, then all
+  // mapped. The decisions (divisions and a sqrt in double, ~50 cycles of
+  // latency) depend on nothing but their own totals, so the core overlaps
+  // those of the whole group; interleaved with the reductions, too few fit in
+  // its window to (rows of 64 floats, 4 MiB: sum-to-one 0.30 -> 0.36 of the
+  // y = c*x floor). A group stays within ~8 KiB, so the map pass still reads
+  // it from L1. Groups of fewer than 4 slices (over 512 floats) are decided
+  // one slice at a time by decide_slice: the decisions weigh little there,
+  // and g++ compiles the group loop's reduction slower (softmax, rows of 768
+  // and 4096: 0.31 -> 0.28 and 0.37 -> 0.33).
+  // The per-tile functions (decide_slice, decide_group, map_slice,
+  // strided_chunk) are flattened: g++ left finalize, to_params and the map
+  // runs as calls, which took a third of the time on rows of 64 floats
+  // (sum-to-one 0.21 -> 0.28, z-score RowMajor axis 0 0.27 -> 0.35).
   // Flattening all of contiguous_slices instead slowed softmax's exp pass.
   [[gnu::flatten]] MapParams<T> decide_slice(const T* x) const { return decide(reduce_slice(x), x, 1); }
+
+  [[gnu::flatten]] void decide_group(Index first, Index count, MapParams<T>* params) const {
+    std::array<Total<double>, max_group> totals;
+    for (Index k = 0; k < count; ++k) totals[k] = reduce_slice(in.data + (first + k) * in.outer_stride);
+    for (Index k = 0; k < count; ++k) params[k] = decide(totals[k], in.data + (first + k) * in.outer_stride, 1);
+  }
 
   static constexpr Index max_group = 16;
   Index group_size() const { return std::clamp<Index>(Index(8192 / sizeof(T)) / in.n, 1, max_group); }
@@ -335,9 +347,10 @@ struct SliceEngine {
     std::array<MapParams<T>, max_group> p;
     for (Index o = first; o < last; o += group) {
       const Index count = std::min(group, last - o);
-      for (Index k = 0; k < count; ++k) {
-        p[k] = decide_slice(in.data + (o + k) * in.outer_stride);
-      }
+      if (group >= 4)
+        decide_group(o, count, p.data());
+      else
+        for (Index k = 0; k < count; ++k) p[k] = decide_slice(in.data + (o + k) * in.outer_stride);
       for (Index k = 0; k < count; ++k) map_slice(o + k, p[k], lead);
     }
   }
