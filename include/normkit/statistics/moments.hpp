@@ -65,18 +65,22 @@ struct Moments {
       nan = nan || std::isnan(A(lane[shift]));
       lo = lo < A(lane[min]) ? lo : A(lane[min]);
       hi = hi > A(lane[max]) ? hi : A(lane[max]);
+      // Two divisions per block, not four: strided chunks merge a block per
+      // lane, and there the divisions alone cost about what the reduction does.
       const A d1 = A(lane[dev_sum]);
-      const A m2_b = A(lane[dev_sq]) - d1 * d1 / nb;
+      const A d1_mean = d1 / nb;
+      const A m2_b = A(lane[dev_sq]) - d1 * d1_mean;
       const A clamped_m2_b = m2_b < A(0) ? A(0) : m2_b;  // keeps NaN
       if (n == A(0)) {  // the first block sets the origin
-        n = nb, origin = A(lane[shift]), mean = d1 / nb, m2 = clamped_m2_b;
+        n = nb, origin = A(lane[shift]), mean = d1_mean, m2 = clamped_m2_b;
         return;
       }
-      const A mean_b = (A(lane[shift]) - origin) + d1 / nb;
+      const A mean_b = (A(lane[shift]) - origin) + d1_mean;
       const A total = n + nb;
       const A delta = mean_b - mean;
-      mean += delta * (nb / total);
-      m2 += clamped_m2_b + delta * delta * (n * nb / total);
+      const A weight = nb / total;
+      mean += delta * weight;
+      m2 += clamped_m2_b + delta * delta * (n * weight);
       n = total;
     }
   };
