@@ -1,5 +1,6 @@
 // bench/bench_normalize.cpp - normkit vs a hand-written Eigen Tensor expression,
-// oneDNN and libtorch, against two memory-bound floors on the same buffers.
+// oneDNN and libtorch, against two memory-bound floors on the same buffers
+// (and two bounds: what two passes over memory, and exp, cost on their own).
 //
 // Benchmarks are named op/impl/type/layout/cols:C/MiB:M (floors: op "floor")
 // and carry the same numbers as counters (cols, len, mib, strided, threads) so
@@ -11,8 +12,8 @@
 //   --smoke:  tiny shapes (64 KiB) and --benchmark_min_time=0.001, for the CTest smoke test
 //   --sizes:  tensor sizes in MiB (default 4,256)
 //   --impls:  register only these (normkit normkit_mt eigen_naive onednn torch floor_scale
-//             floor_memcpy floor_scale_mt); bench/run.sh times the _mt impls unpinned (2 threads),
-//             the rest on one core
+//             floor_memcpy floor_scale_mt bound_two_pass bound_exp); bench/run.sh times the _mt
+//             impls unpinned (2 threads), the rest on one core
 //
 // EIGEN_USE_THREADS comes from CMake: it must precede every Tensor include.
 #include <benchmark/benchmark.h>
@@ -25,6 +26,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,11 +98,26 @@ decltype(auto) with_views(const Shape& s, const T* x, T* y, Fn&& fn) {
 
 // ------------------------------------------------------------------ implementations
 
-enum class Impl { normkit, normkit_mt, eigen_naive, onednn, torch, floor_scale, floor_memcpy, floor_scale_mt };
-constexpr const char* kImplNames[] = {"normkit",     "normkit_mt",   "eigen_naive",   "onednn",
-                                      "torch",       "floor_scale",  "floor_memcpy",  "floor_scale_mt"};
+// The floors are the loops every ratio is taken against; the bounds (also op
+// "floor") time the least work some normalizations cannot avoid, to say how
+// close to the floor they can get at all.
+enum class Impl {
+  normkit,
+  normkit_mt,
+  eigen_naive,
+  onednn,
+  torch,
+  floor_scale,
+  floor_memcpy,
+  floor_scale_mt,
+  bound_two_pass,
+  bound_exp
+};
+constexpr const char* kImplNames[] = {"normkit",     "normkit_mt",   "eigen_naive",    "onednn",         "torch",
+                                      "floor_scale", "floor_memcpy", "floor_scale_mt", "bound_two_pass", "bound_exp"};
 constexpr Impl kOpImpls[] = {Impl::normkit, Impl::normkit_mt, Impl::eigen_naive, Impl::onednn, Impl::torch};
-constexpr Impl kFloors[] = {Impl::floor_scale, Impl::floor_memcpy, Impl::floor_scale_mt};
+constexpr Impl kFloors[] = {Impl::floor_scale, Impl::floor_memcpy, Impl::floor_scale_mt, Impl::bound_two_pass,
+                            Impl::bound_exp};
 // Impls that run on the thread pool.
 constexpr bool threaded(Impl impl) { return impl == Impl::normkit_mt || impl == Impl::floor_scale_mt; }
 
@@ -274,6 +291,29 @@ Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice
       };
     case Impl::floor_memcpy:
       return [=] { std::memcpy(y, x, static_cast<std::size_t>(n) * sizeof(T)); };
+    case Impl::bound_two_pass:  // x read once (its sum), then mapped as floor_scale
+      return [=] {
+        using B = normkit::detail::Batch<T>;
+        constexpr Index W = static_cast<Index>(B::size);
+        B a(T(0)), b(T(0)), c(T(0)), d(T(0));  // four chains, so the adds keep up with the loads
+        Index i = 0;
+        for (; i + 4 * W <= n; i += 4 * W) {
+          a += B::load_unaligned(x + i), b += B::load_unaligned(x + i + W);
+          c += B::load_unaligned(x + i + 2 * W), d += B::load_unaligned(x + i + 3 * W);
+        }
+        T sum = xsimd::hadd(a + b + c + d);
+        for (; i < n; ++i) sum += x[i];
+        const T scale = sum != T(0) ? T(0.5) : T(1);  // depends on the sum, so the first pass is not dropped
+        for (Index j = 0; j < n; ++j) y[j] = scale * x[j];
+      };
+    case Impl::bound_exp:  // y = exp(x - 1) with normkit's exp kernel: the per-element work of softmax
+      return [=] {
+        using B = normkit::detail::Batch<T>;
+        constexpr Index W = static_cast<Index>(B::size);
+        Index i = 0;
+        for (; i + W <= n; i += W) normkit::detail::vexp(B::load_unaligned(x + i) - B(T(1))).store_unaligned(y + i);
+        for (; i < n; ++i) y[i] = std::exp(x[i] - T(1));
+      };
     case Impl::floor_scale_mt:  // floor_scale split over the pool as normkit_mt is: what 2 threads can gain here
       return [=] {
         constexpr Index tiles = 64;

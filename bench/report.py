@@ -159,6 +159,7 @@ def report(results, errors, contexts, plots):
             out.append("")
 
     out += threads_section(r_scale, sizes)
+    out += bounds_section(r_scale, sizes)
 
     if plots:
         out.append("## Plots")
@@ -196,6 +197,29 @@ def threads_section(r_scale, sizes):
     return ["## Threads: 2-thread throughput over 1-thread throughput (number of cases)", "",
             table(["op"] + [f"{fmt_mib(m)} MiB" for m in sizes],
                   rows + [["*y = c·x loop (floor_scale_mt / floor_scale)*"] + floor_cells]), ""]
+
+
+BOUNDS = [("bound_two_pass", "x read twice, y written once (`bound_two_pass`)"),
+          ("bound_exp", "y = exp(x - 1) with normkit's exp kernel (`bound_exp`)")]
+
+
+def bounds_section(r_scale, sizes):
+    """The bound loops' ratios to floor_scale (same run; geometric mean over the shapes they
+    were registered with, as they ignore the shape)."""
+    cols = [(typ, mib) for mib in sizes for typ in TYPES]
+    rows = []
+    for impl, label in BOUNDS:
+        cells = [geomean([v for k, v in r_scale.items() if k[0] == impl and k[2] == typ and k[3] == mib])
+                 for typ, mib in cols]
+        if any(cells):
+            rows.append([label] + [f"{g:.2f}" if g else "" for g in cells])
+    if not rows:
+        return []
+    return ["## Bounds: the least work of some normalizations, ratio to floor_scale", "",
+            "A normalization whose slices leave the cache between its statistics and its map (the "
+            "strided chunks at 256 MiB) reads the tensor twice; softmax computes one exp per element. "
+            "Neither can get closer to floor_scale than these loops do.", "",
+            table(["bound"] + [f"{typ} {fmt_mib(mib)} MiB" for typ, mib in cols], rows), ""]
 
 
 def plot(results, outdir):
