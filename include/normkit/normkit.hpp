@@ -8,6 +8,7 @@
 #pragma once
 
 #include "affine.hpp"
+#include "backward.hpp"
 #include "axes.hpp"
 #include "errors.hpp"
 #include "functors/l1_norm.hpp"
@@ -16,6 +17,7 @@
 #include "functors/log_softmax.hpp"
 #include "functors/max_norm.hpp"
 #include "functors/min_max.hpp"
+#include "functors/power_norm.hpp"
 #include "functors/rms_norm.hpp"
 #include "functors/softmax.hpp"
 #include "functors/sum_to_one.hpp"

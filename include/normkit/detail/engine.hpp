@@ -1,12 +1,11 @@
 // normkit/detail/engine.hpp - the one slice engine: reduce, decide, map.
 //
-// Every functor runs here. A functor supplies
-//   using statistic = ...;                    // what each slice reduces to
-//   SliceMap<A> finalize(const Total<A>&);    // epsilon, degenerate slices, NaN
-// and optionally
-//   static constexpr bool exponential = true;      // map is exp(x - c), then / its sum
-//   static constexpr bool accepts_weights = true;  // gamma / beta
-// and the engine walks the slices of a SliceView in tiles:
+// Every kernel runs here: the forward functors and the backward kernels
+// alike (the protocol is documented in normkit/ext.hpp and docs/extending.md).
+// A kernel supplies a statistic (what each slice of its K inputs reduces
+// to), finalize (the slice's decision) and a map kind (ext/map.hpp: what one
+// lane of output is); the engine names none of them, and walks the slices
+// of the inputs in tiles:
 //  * contiguous slices (inner == 1): lanes of a batch hold consecutive elements
 //    of one slice and fold into one total; the n % width tail runs the same
 //    code with scalar lanes. Short slices go in groups (reduce and decide all,
@@ -30,8 +29,10 @@
 #include <cstdint>
 #include <numeric>
 #include <type_traits>
+#include <vector>
 #include <unsupported/Eigen/CXX11/Tensor>
 
+#include "../ext/map.hpp"
 #include "../policy.hpp"
 #include "../statistics/extrema.hpp"
 #include "lanes.hpp"
@@ -40,15 +41,58 @@
 
 namespace normkit::detail {
 
-template <class F, class = void>
-struct is_exponential : std::false_type {};
-template <class F>
-struct is_exponential<F, std::enable_if_t<F::exponential>> : std::true_type {};
+// What a kernel declares, with the defaults of a plain forward normalization.
+template <class K, class = void>
+struct map_of {
+  using type = ext::AffineMap;
+};
+template <class K>
+struct map_of<K, std::void_t<typename K::map>> {
+  using type = typename K::map;
+};
+
+template <class K, class = void>
+struct inputs_of : std::integral_constant<std::size_t, 1> {};
+template <class K>
+struct inputs_of<K, std::enable_if_t<(K::inputs > 0)>> : std::integral_constant<std::size_t, K::inputs> {};
 
 template <class F, class = void>
 struct accepts_weights : std::false_type {};
 template <class F>
 struct accepts_weights<F, std::enable_if_t<F::accepts_weights>> : std::true_type {};
+
+template <class M, class = void>
+struct renormalizes : std::false_type {};
+template <class M>
+struct renormalizes<M, std::enable_if_t<M::renormalizes>> : std::true_type {};
+
+template <class M, class = void>
+struct position_sums_of : std::integral_constant<std::size_t, 0> {};
+template <class M>
+struct position_sums_of<M, std::enable_if_t<(M::position_sums > 0)>>
+    : std::integral_constant<std::size_t, M::position_sums> {};
+
+// Kernels whose statistic carries runtime parameters build it; others
+// default-construct it.
+template <class K, class = void>
+struct has_make_statistic : std::false_type {};
+template <class K>
+struct has_make_statistic<K, std::void_t<decltype(std::declval<const K&>().make_statistic())>> : std::true_type {};
+
+template <class K>
+typename K::statistic statistic_of(const K& kernel) {
+  if constexpr (has_make_statistic<K>::value)
+    return kernel.make_statistic();
+  else
+    return typename K::statistic{};
+}
+
+// Gradient kernels write 0 where the policy skipped a NaN input; forward ones
+// keep the NaN.
+template <class K, class = void>
+struct zeroes_skipped : std::false_type {};
+template <class K>
+struct zeroes_skipped<K, std::enable_if_t<K::zeroes_skipped>> : std::true_type {};
 
 // Lane steps per accumulator and reduction block. An accumulator sums at
 // most 32 values in the element type before the block is merged in double: a
@@ -60,9 +104,10 @@ inline constexpr Index block_steps = 32;
 
 // What the map does with NaNs after computing y (from the NanPolicy).
 enum class NanOut {
-  none,  // propagate / raise: arithmetic already carries NaNs
-  keep,  // ignore: a NaN input stays NaN even where the slice is filled
-  zero,  // zero: as keep, then every NaN output becomes 0
+  none,   // propagate / raise: arithmetic already carries NaNs
+  keep,   // ignore: a NaN input stays NaN even where the slice is filled
+  zero,   // zero: as keep, then every NaN output becomes 0
+  clear,  // gradients under ignore / zero: 0 where the input is NaN
 };
 
 // Optional per-position weights along the slice: y = map(x) * gamma + beta.
@@ -72,64 +117,101 @@ struct Weights {
   const T* beta = nullptr;
 };
 
-// Lanes to fetch into cache while a run is processed: at step j, the lane at
-// first + min(j, last) * stride, stride being the run's own. Clamping rather
-// than testing j, and fetching the run's own start when there is nothing
-// ahead, keeps branches out of the hot loops (a test on j, or on a null
-// first, cost a fifth to a half of the gain on strided chunks).
+// The inputs of one call: K operands of the same geometry (element (o, k, i)
+// of operand q at data[q][o * outer_stride + k * step + i]).
+template <class T, std::size_t K>
+struct Inputs {
+  std::array<const T*, K> data;
+  Index outer, n, inner, outer_stride, step;
+
+  bool contiguous() const { return inner == 1 && step == 1; }
+};
+
 template <class T>
+Inputs<T, 1> inputs_from(const SliceView<const T>& v) {
+  return {{v.data}, v.outer, v.n, v.inner, v.outer_stride, v.step};
+}
+
+// Lanes to fetch into cache while a run is processed: at step j, the lane at
+// offset first + min(j, last) * stride of every operand, stride being the
+// run's own. Clamping rather than testing j, and fetching the run's own start
+// when there is nothing ahead, keeps branches out of the hot loops (a test on
+// j, or on a null first, cost a fifth to a half of the gain on strided chunks).
 struct Ahead {
-  const T* first;
+  Index first;
   Index last;
 
-  static Ahead nothing(const T* run) { return {run, 0}; }
+  static Ahead nothing(Index run) { return {run, 0}; }
 
-  template <class V>
-  void fetch(Index j, Index stride) const {
-    prefetch_lane<V>(first + std::min(j, last) * stride);
+  template <class V, class T, std::size_t K>
+  void fetch(const std::array<const T*, K>& data, Index j, Index stride) const {
+    for (std::size_t q = 0; q < K; ++q) prefetch_lane<V>(data[q] + first + std::min(j, last) * stride);
   }
 };
 
-template <class V>
+// Per-slice parameters in lanes: field f of `width_of<V>` slices, and where
+// the slice is a constant fill.
+template <class V, std::size_t F>
 struct LaneParams {
-  V prescale, center, scale, offset;
+  std::array<V, F> p;
   typename lane_traits<V>::mask fill;
   V fill_value;
 };
 
 // Packs the parameters of `width_of<V>` consecutive slices into lanes.
-template <class V, class T>
-LaneParams<V> pack(const MapParams<T>* p) {
+template <class V, class T, std::size_t F>
+LaneParams<V, F> pack(const ext::Params<T, F>* p) {
   if constexpr (is_scalar_lane<V>) {
-    return {p->prescale, p->center, p->scale, p->offset, p->fill != T(0), p->fill_value};
+    return {[&] {
+              std::array<V, F> a;
+              for (std::size_t f = 0; f < F; ++f) a[f] = p->p[f];
+              return a;
+            }(),
+            p->fill, p->fill_value};
   } else {
     constexpr std::size_t W = width_of<V>;
-    alignas(64) T field[6][W];
+    alignas(64) T field[F + 2][W];
     for (std::size_t l = 0; l < W; ++l) {
-      field[0][l] = p[l].prescale, field[1][l] = p[l].center, field[2][l] = p[l].scale;
-      field[3][l] = p[l].offset, field[4][l] = p[l].fill, field[5][l] = p[l].fill_value;
+      for (std::size_t f = 0; f < F; ++f) field[f][l] = p[l].p[f];
+      field[F][l] = p[l].fill ? T(1) : T(0), field[F + 1][l] = p[l].fill_value;
     }
-    return {lane_load<V>(field[0]), lane_load<V>(field[1]),         lane_load<V>(field[2]),
-            lane_load<V>(field[3]), lane_load<V>(field[4]) != V(0), lane_load<V>(field[5])};
+    LaneParams<V, F> out;
+    for (std::size_t f = 0; f < F; ++f) out.p[f] = lane_load<V>(field[f]);
+    out.fill = lane_load<V>(field[F]) != V(0);
+    out.fill_value = lane_load<V>(field[F + 1]);
+    return out;
   }
 }
 
 // Every lane of V gets the same slice's parameters.
-template <class V, class T>
-LaneParams<V> broadcast(const MapParams<T>& p) {
-  return {V(p.prescale), V(p.center), V(p.scale), V(p.offset), V(p.fill) != V(0), V(p.fill_value)};
+template <class V, class T, std::size_t F>
+LaneParams<V, F> broadcast(const ext::Params<T, F>& p) {
+  LaneParams<V, F> out;
+  for (std::size_t f = 0; f < F; ++f) out.p[f] = V(p.p[f]);
+  out.fill = V(p.fill ? T(1) : T(0)) != V(0);
+  out.fill_value = V(p.fill_value);
+  return out;
 }
 
-template <class Functor, class T, bool SkipNan, NanOut Out, bool HasGamma, bool HasBeta>
+template <class Kernel, class T, bool SkipNan, NanOut Out, bool HasGamma, bool HasBeta>
 struct SliceEngine {
-  using Stat = typename Functor::statistic;
+  using Stat = typename Kernel::statistic;
   template <class A>
   using Total = typename Stat::template Total<A>;
+  using Map = typename map_of<Kernel>::type;
+  static constexpr std::size_t K = inputs_of<Kernel>::value;
+  static constexpr std::size_t F = Map::fields;
+  static constexpr std::size_t P = position_sums_of<Map>::value;
+  static constexpr bool Renormalizes = renormalizes<Map>::value;
+  using Params = ext::Params<T, F>;
+  template <class V>
+  using Lanes = LaneParams<V, F>;
   using B = Batch<T>;
   static constexpr Index W = static_cast<Index>(B::size);
 
-  const Functor& functor;
-  SliceView<const T> in;
+  const Kernel& kernel;
+  Stat stat;
+  Inputs<T, K> in;
   SliceView<T> out;
   Weights<T> weights;
   bool stream = false;  // write y with non-temporal stores where aligned
@@ -141,35 +223,59 @@ struct SliceEngine {
     return stream && reinterpret_cast<std::uintptr_t>(y) % size == 0 && (step * Index(sizeof(T))) % Index(size) == 0;
   }
 
-  // What a statistic reads a block through: load(j), the lane at step j of
-  // the block, and, with Fetch, the lane `ahead` of it (step b + j of the
-  // run that ahead follows); load.again(j), the same lane read a second time
-  // from cache by two-pass statistics, which has nothing to fetch.
+  // What a statistic reads a block through: load(j), the lane of operand 0
+  // at step j of the block, and, with Fetch, the lanes `ahead` of it (step
+  // b + j of the run that ahead follows); load.again(j), the same lane read a
+  // second time from cache by two-pass statistics, which has nothing to
+  // fetch; load.template at<q>(j), operand q's lane; load.gamma(j), the
+  // weight at the lane's position (1 without gamma).
   template <class V, bool Fetch>
   struct BlockLoad {
-    const T* base;
+    const std::array<const T*, K>* data;
+    Index off;
     Index stride;
-    Ahead<T> ahead;
+    Ahead ahead;
     Index b;
+    const T* gamma_at;  // gamma at the block's first position, or null
+    Index gamma_stride;  // 0: broadcast (the lanes are different slices)
 
     V operator()(Index j) const {
-      if constexpr (Fetch) ahead.template fetch<V>(b + j, stride);
+      if constexpr (Fetch) ahead.fetch<V>(*data, b + j, stride);
       return again(j);
     }
-    V again(Index j) const { return lane_load<V>(base + j * stride); }
+    V again(Index j) const { return lane_load<V>((*data)[0] + off + j * stride); }
+    template <std::size_t q>
+    V at(Index j) const {
+      return lane_load<V>((*data)[q] + off + j * stride);
+    }
+    V gamma(Index j) const {
+      if constexpr (HasGamma) {
+        if (gamma_stride == 0) return V(scalar_of<V>(gamma_at[j]));
+        return lane_load<V>(gamma_at + j * gamma_stride);
+      } else {
+        (void)j;
+        return V(1);
+      }
+    }
   };
 
-  // Reduces `count` lane steps starting at x, `stride` elements apart, into
-  // totals[0] (Fold: the lanes are one slice) or totals[lane]. Strided lanes
-  // fetch `ahead` (same steps and stride) meanwhile; contiguous slices are
-  // fetched by the map pass before them.
+  const T* gamma_from(Index position) const { return HasGamma ? weights.gamma + position : nullptr; }
+
+  // Reduces `count` lane steps from offset `off`, `stride` elements apart,
+  // into totals[0] (Fold: the lanes are one slice) or totals[lane]. Strided
+  // lanes fetch `ahead` (same steps and stride) meanwhile; contiguous slices
+  // are fetched by the map pass before them. position/gamma_stride: the
+  // first step's position along the slice, and positions per step (0: every
+  // lane at the same one).
   template <class V, bool Fold>
-  static void accumulate(const T* x, Index count, Index stride, Total<double>* totals, Ahead<T> ahead) {
+  void accumulate(Index off, Index count, Index stride, Total<double>* totals, Ahead ahead, Index position,
+                  Index gamma_stride) const {
     constexpr Index block = block_steps * stats::ways<V>;  // each accumulator takes block_steps of them
     for (Index b = 0; b < count; b += block) {
-      const T* base = x + b * stride;
-      const auto part = Stat::template reduce<SkipNan, Fold, V>(BlockLoad<V, !Fold>{base, stride, ahead, b},
-                                                                std::min(block, count - b));
+      const Index step_position = position + b * (gamma_stride == 0 ? 1 : gamma_stride);
+      const auto part = stat.template reduce<SkipNan, Fold, V>(
+          BlockLoad<V, !Fold>{&in.data, off + b * stride, stride, ahead, b, gamma_from(step_position), gamma_stride},
+          std::min(block, count - b));
       if constexpr (is_scalar_lane<V>) {
         totals[0].add(part);
       } else if constexpr (Fold) {
@@ -191,59 +297,78 @@ struct SliceEngine {
   // The slice's map parameters; slices whose total the statistic distrusts
   // (overflow, underflow) are reduced again in long double, out of line so
   // that the rare pass does not weigh on the inlined common one.
-  MapParams<T> decide(const Total<double>& total, const T* x, Index stride) const {
-    if (!Stat::template needs_rescue<T>(total)) return to_params<T>(functor.finalize(total));
-    return rescue(x, stride);
+  Params decide(const Total<double>& total, Index off, Index stride) const {
+    if (!Stat::template needs_rescue<T>(total)) return Map::template lower<T>(kernel.finalize(total));
+    return rescue(off, stride);
   }
 
-  [[gnu::noinline, gnu::cold]] MapParams<T> rescue(const T* x, Index stride) const {
+  [[gnu::noinline, gnu::cold]] Params rescue(Index off, Index stride) const {
     Total<long double> wide;
-    wide.add(Stat::template reduce<SkipNan, false, long double>(
-        BlockLoad<long double, false>{x, stride, Ahead<T>::nothing(x), 0}, in.n));
-    return to_params<T>(functor.finalize(wide));
+    wide.add(stat.template reduce<SkipNan, false, long double>(
+        BlockLoad<long double, false>{&in.data, off, stride, Ahead::nothing(off), 0, gamma_from(0), 1}, in.n));
+    return Map::template lower<T>(kernel.finalize(wide));
   }
 
   // Fills, then the NaN policy (a NaN input stays NaN even where filled).
   // MayFill = false: the caller knows no lane is filled.
   template <bool MayFill = true, class V>
-  static V finish(const V& x, V y, const LaneParams<V>& p) {
+  static V finish(const V& x, V y, const Lanes<V>& p) {
     if constexpr (MayFill) y = lane_select(p.fill, p.fill_value, y);
-    if constexpr (Out != NanOut::none) y = lane_select(is_nan(x), x, y);
+    if constexpr (Out == NanOut::keep || Out == NanOut::zero) y = lane_select(is_nan(x), x, y);
     if constexpr (Out == NanOut::zero) y = lane_select(is_nan(y), V(0), y);
+    if constexpr (Out == NanOut::clear) y = lane_select(is_nan(x), V(0), y);
     return y;
   }
 
-  template <bool MayFill, class V>
-  static V map_element(const V& x, const LaneParams<V>& p, const V& gamma, const V& beta) {
-    V y = mul_add(mul_sub(x, p.prescale, p.center), p.scale, p.offset);
-    if constexpr (HasGamma && HasBeta)
-      y = mul_add(y, gamma, beta);
-    else if constexpr (HasGamma)
-      y = y * gamma;
-    else if constexpr (HasBeta)
-      y = y + beta;
-    return finish<MayFill>(x, y, p);
+  template <class V>
+  std::array<V, K> load_inputs(Index off) const {
+    std::array<V, K> x;
+    for (std::size_t q = 0; q < K; ++q) x[q] = lane_load<V>(in.data[q] + off);
+    return x;
   }
 
-  // Exponential functors: writes y = exp(x - center) and returns, per lane,
-  // its sum over the non-NaN inputs (SkipNan) or all inputs, reduced in blocks
-  // and merged in double, so that exp runs once per element; rescale() then
-  // divides y by the sum. `ahead`: see map_run.
-  template <class V, bool MayFill = true>
-  static std::array<double, width_of<V>> exp_run(const T* x, Index x_stride, T* y, Index y_stride, Index count,
-                                                 const LaneParams<V>& p, Ahead<T> ahead) {
+  template <class V>
+  static void put(T* y, const V& v, bool nontemporal) {
+    if (nontemporal)
+      lane_stream(y, v);
+    else
+      lane_store(y, v);
+  }
+
+  // Maps `count` lane steps from input offset `off` into y;
+  // weight_at(j, gamma, beta) gives step j's weights, sum_at(j, sums) takes
+  // its per-position sums. Renormalizing maps return, per lane, the sum of
+  // what they wrote over the non-NaN inputs (SkipNan) or all inputs, reduced
+  // in blocks and merged in double; rescale() then divides by it.
+  // ahead: lanes to fetch into cache meanwhile, step by step.
+  // nontemporal: y is written with non-temporal stores (aligned y only).
+  template <class V, bool MayFill = true, class WeightAt, class SumAt>
+  std::array<double, width_of<V>> map_run(Index off, Index x_stride, T* y, Index y_stride, Index count,
+                                          const Lanes<V>& p, const WeightAt& weight_at, const SumAt& sum_at,
+                                          Ahead ahead, bool nontemporal = false) const {
     std::array<double, width_of<V>> sums{};
+    V gamma(1), beta(0);
     for (Index b = 0; b < count; b += block_steps) {
       V block(0);
       for (Index j = b, end = std::min(count, b + block_steps); j < end; ++j) {
-        ahead.template fetch<V>(j, x_stride);
-        const V xj = lane_load<V>(x + j * x_stride);
-        const V e = vexp(mul_sub(xj, p.prescale, p.center));
-        block = block + (SkipNan ? lane_select(is_nan(xj), V(0), e) : e);
-        lane_store(y + j * y_stride, finish<MayFill>(xj, e, p));
+        ahead.fetch<V>(in.data, j, x_stride);
+        weight_at(j, gamma, beta);
+        const auto x = load_inputs<V>(off + j * x_stride);
+        const V v = Map::template apply<HasGamma, HasBeta>(p.p, x, gamma, beta);
+        if constexpr (P > 0) {
+          std::array<V, P> s;
+          Map::template sums<HasGamma>(p.p, x, gamma, s);
+          if constexpr (SkipNan)
+            for (auto& e : s) e = lane_select(is_nan(x[0]), V(0), e);
+          sum_at(j, s);
+        }
+        if constexpr (Renormalizes) block = block + (SkipNan ? lane_select(is_nan(x[0]), V(0), v) : v);
+        put(y + j * y_stride, finish<MayFill>(x[0], v, p), nontemporal && !Renormalizes);
       }
-      const auto lanes = lanes_of(block);
-      for (std::size_t l = 0; l < width_of<V>; ++l) sums[l] += double(lanes[l]);
+      if constexpr (Renormalizes) {
+        const auto lanes = lanes_of(block);
+        for (std::size_t l = 0; l < width_of<V>; ++l) sums[l] += double(lanes[l]);
+      }
     }
     return sums;
   }
@@ -256,28 +381,6 @@ struct SliceEngine {
       V v = lane_load<V>(y + j * y_stride) * factor;
       if constexpr (Out == NanOut::zero) v = lane_select(is_nan(v), V(0), v);
       put(y + j * y_stride, v, nontemporal);
-    }
-  }
-
-  template <class V>
-  static void put(T* y, const V& v, bool nontemporal) {
-    if (nontemporal)
-      lane_stream(y, v);
-    else
-      lane_store(y, v);
-  }
-
-  // Maps `count` lane steps; weight(j, gamma, beta) gives step j's weights.
-  // ahead: lanes to fetch into cache meanwhile, step by step.
-  // nontemporal: y is written with non-temporal stores (aligned y only).
-  template <class V, bool MayFill = true, class WeightAt>
-  static void map_run(const T* x, Index x_stride, T* y, Index y_stride, Index count, const LaneParams<V>& p,
-                      const WeightAt& weight_at, Ahead<T> ahead, bool nontemporal = false) {
-    V gamma(1), beta(0);
-    for (Index j = 0; j < count; ++j) {
-      ahead.template fetch<V>(j, x_stride);
-      weight_at(j, gamma, beta);
-      put(y + j * y_stride, map_element<MayFill>(lane_load<V>(x + j * x_stride), p, gamma, beta), nontemporal);
     }
   }
 
@@ -302,15 +405,44 @@ struct SliceEngine {
     };
   }
 
+  // Per-position sums (P of them, each n long, in double): lanes that run
+  // along the slice add lane by lane; lanes that are different slices add
+  // their total to one position.
+  template <class V>
+  static auto sums_along(double* sums, Index n, Index first, Index stride) {
+    return [=](Index j, const std::array<V, P>& s) {
+      if constexpr (P > 0) {
+        for (std::size_t q = 0; q < P; ++q) {
+          const auto lanes = lanes_of(s[q]);
+          double* at = sums + q * n + first + j * stride;
+          for (std::size_t l = 0; l < width_of<V>; ++l) at[l] += double(lanes[l]);
+        }
+      }
+    };
+  }
+  template <class V>
+  static auto sums_across(double* sums, Index n, Index first) {
+    return [=](Index j, const std::array<V, P>& s) {
+      if constexpr (P > 0) {
+        for (std::size_t q = 0; q < P; ++q) {
+          const auto lanes = lanes_of(s[q]);
+          double total = 0;
+          for (std::size_t l = 0; l < width_of<V>; ++l) total += double(lanes[l]);
+          sums[q * n + first + j] += total;
+        }
+      }
+    };
+  }
+
   // Contiguous slices are reduced (bound by reads) and then mapped (bound by
   // writes). While one slice is mapped, the slice `lead` ahead is fetched, so
   // that its reduction finds it in cache and the two overlap; short slices
   // look several slices ahead to stay ~4 KiB in front.
-  Total<double> reduce_slice(const T* x) const {
+  Total<double> reduce_slice(Index off) const {
     const Index body = in.n / W;
     Total<double> total;
-    accumulate<B, true>(x, body, W, &total, Ahead<T>::nothing(x));
-    accumulate<T, true>(x + body * W, in.n - body * W, 1, &total, Ahead<T>::nothing(x));
+    accumulate<B, true>(off, body, W, &total, Ahead::nothing(off), 0, W);
+    accumulate<T, true>(off + body * W, in.n - body * W, 1, &total, Ahead::nothing(off), body * W, 1);
     return total;
   }
 
@@ -331,44 +463,47 @@ struct SliceEngine {
   // runs as calls, which took a third of the time on rows of 64 floats
   // (sum-to-one 0.21 -> 0.28, z-score RowMajor axis 0 0.27 -> 0.35).
   // Flattening all of contiguous_slices instead slowed softmax's exp pass.
-  [[gnu::flatten]] MapParams<T> decide_slice(Index o) const { return decide(reduce_slice(slice_in(o)), slice_in(o), 1); }
+  [[gnu::flatten]] Params decide_slice(Index o) const { return decide(reduce_slice(slice_in(o)), slice_in(o), 1); }
 
-  [[gnu::flatten]] void decide_group(Index first, Index count, MapParams<T>* params) const {
+  [[gnu::flatten]] void decide_group(Index first, Index count, Params* params) const {
     std::array<Total<double>, max_group> totals;
     for (Index k = 0; k < count; ++k) totals[k] = reduce_slice(slice_in(first + k));
     for (Index k = 0; k < count; ++k) params[k] = decide(totals[k], slice_in(first + k), 1);
   }
 
-  // The first element of contiguous slice o of the input.
-  const T* slice_in(Index o) const { return in.data + o * in.outer_stride; }
+  // The offset of contiguous slice o in the inputs.
+  Index slice_in(Index o) const { return o * in.outer_stride; }
 
   static constexpr Index max_group = 16, min_decided_together = 4;
   Index group_size() const { return std::clamp<Index>(Index(8192 / sizeof(T)) / in.n, 1, max_group); }
 
-  void contiguous_slices(Index first, Index last) const {
+  void contiguous_slices(Index first, Index last, double* sums) const {
     const Index lead = fetch_lead(), group = group_size();
-    std::array<MapParams<T>, max_group> p;
+    std::array<Params, max_group> p;
     for (Index o = first; o < last; o += group) {
       const Index count = std::min(group, last - o);
       if (group >= min_decided_together)
         decide_group(o, count, p.data());
       else
         for (Index k = 0; k < count; ++k) p[k] = decide_slice(o + k);
-      for (Index k = 0; k < count; ++k) map_slice(o + k, p[k], lead);
+      for (Index k = 0; k < count; ++k) map_slice(o + k, p[k], lead, sums);
     }
   }
 
-  [[gnu::flatten]] void map_slice(Index o, const MapParams<T>& p, Index lead) const {
-    const T* x = slice_in(o);
+  [[gnu::flatten]] void map_slice(Index o, const Params& p, Index lead, double* sums) const {
+    const Index x = slice_in(o);
     T* y = out.data + o * out.outer_stride;
     const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
-    const Ahead<T> ahead = o + lead < in.outer ? Ahead<T>{x + lead * in.outer_stride, body - 1} : Ahead<T>::nothing(x);
-    if constexpr (is_exponential<Functor>::value) {
-      if (p.fill == T(0)) {
-        const auto body_sums = exp_run<B, false>(x, W, y, W, body, broadcast<B>(p), ahead);
-        const double sum = std::accumulate(body_sums.begin(), body_sums.end(), 0.0) +
-                           exp_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p),
-                                             Ahead<T>::nothing(x + tail_start))[0];
+    const Ahead ahead = o + lead < in.outer ? Ahead{x + lead * in.outer_stride, body - 1} : Ahead::nothing(x);
+    const auto body_sums = sums_along<B>(sums, in.n, 0, W);
+    const auto tail_sums = sums_along<T>(sums, in.n, tail_start, 1);
+    if constexpr (Renormalizes) {
+      if (!p.fill) {
+        const auto s = map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead);
+        const double sum = std::accumulate(s.begin(), s.end(), 0.0) +
+                           map_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p),
+                                             weights_along<T>(tail_start, 1), tail_sums,
+                                             Ahead::nothing(x + tail_start))[0];
         const T factor = T(1.0 / sum);
         rescale<B>(y, W, body, B(factor), streams(y, W));
         rescale<T>(y + tail_start, 1, tail, factor);
@@ -376,14 +511,14 @@ struct SliceEngine {
       }
     }
     // One slice: fill or map is decided once, not per element.
-    if (p.fill != T(0)) {
-      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead, streams(y, W));
+    if (p.fill) {
+      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead, streams(y, W));
       map_run<T, true>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1),
-                       Ahead<T>::nothing(x + tail_start));
+                       tail_sums, Ahead::nothing(x + tail_start));
     } else {
-      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), ahead, streams(y, W));
+      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead, streams(y, W));
       map_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1),
-                        Ahead<T>::nothing(x + tail_start));
+                        tail_sums, Ahead::nothing(x + tail_start));
     }
   }
 
@@ -406,11 +541,11 @@ struct SliceEngine {
   // row keep 8 KiB in flight; 8 and 24 gained less at 256 MiB).
   static constexpr Index lookahead_rows = 16;
 
-  // For a pass over rows [b, b + steps) of the slices at x: the rows
+  // For a pass over rows [b, b + steps) of the slices at offset x: the rows
   // lookahead_rows further on, as far as the slices go.
-  Ahead<T> rows_ahead(const T* x, Index b, Index steps) const {
+  Ahead rows_ahead(Index x, Index b, Index steps) const {
     const Index rows = std::min(in.n - b - lookahead_rows, steps);
-    if (rows <= 0) return Ahead<T>::nothing(x + b * in.step);
+    if (rows <= 0) return Ahead::nothing(x + b * in.step);
     return {x + (b + lookahead_rows) * in.step, rows - 1};
   }
 
@@ -425,44 +560,46 @@ struct SliceEngine {
 
   // The totals of a chunk's slices (groups batches of lane type V from x).
   template <class V>
-  std::array<Total<double>, chunk_capacity<V> * width_of<V>> reduce_chunk(const T* x, Index groups) const {
+  std::array<Total<double>, chunk_capacity<V> * width_of<V>> reduce_chunk(Index x, Index groups) const {
     constexpr Index L = static_cast<Index>(width_of<V>);
     std::array<Total<double>, chunk_capacity<V> * width_of<V>> totals;
     for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
-      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L], rows_ahead(x + g * L, b, steps));
+      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L], rows_ahead(x + g * L, b, steps), b,
+                           0);
     });
     return totals;
   }
 
   // `groups` batches (V) of neighbouring strided slices from inner index i.
   template <class V>
-  [[gnu::flatten]] void strided_chunk(Index o, Index i, Index groups) const {
+  [[gnu::flatten]] void strided_chunk(Index o, Index i, Index groups, double* sums) const {
     constexpr Index L = static_cast<Index>(width_of<V>);
-    const T* x = in.data + o * in.outer_stride + i;
+    const Index x = o * in.outer_stride + i;
     T* y = out.data + o * out.outer_stride + i;
     constexpr Index capacity = chunk_capacity<V>;
     const auto totals = reduce_chunk<V>(x, groups);
-    std::array<MapParams<T>, capacity * L> p{};  // all set: the unused tail packs zeros
+    std::array<Params, capacity * L> p{};  // all set: the unused tail packs zeros
     for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
-    std::array<LaneParams<V>, capacity> params;
+    std::array<Lanes<V>, capacity> params;
     for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);
     const bool stream_rows = !is_scalar_lane<V> && streams(y, out.step);
-    if constexpr (is_exponential<Functor>::value) {
-      std::array<double, capacity * L> sums{};
+    if constexpr (Renormalizes) {
+      std::array<double, capacity * L> total{};
       for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
-        const auto s = exp_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g],
-                                  rows_ahead(x + g * L, b, steps));
-        for (Index l = 0; l < L; ++l) sums[g * L + l] += s[l];
+        const auto s = map_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps,
+                                         params[g], weights_across<V>(b), sums_across<V>(sums, in.n, b),
+                                         rows_ahead(x + g * L, b, steps));
+        for (Index l = 0; l < L; ++l) total[g * L + l] += s[l];
       });
       alignas(64) std::array<T, capacity * L> factor;
-      for (Index l = 0; l < groups * L; ++l) factor[l] = p[l].fill != T(0) ? T(1) : T(1.0 / sums[l]);
+      for (Index l = 0; l < groups * L; ++l) factor[l] = p[l].fill ? T(1) : T(1.0 / total[l]);
       for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
         rescale<V>(y + b * out.step + g * L, out.step, steps, lane_load<V>(&factor[g * L]), stream_rows);
       });
     } else {
       for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
         map_run<V>(x + b * in.step + g * L, in.step, y + b * out.step + g * L, out.step, steps, params[g],
-                   weights_across<V>(b), rows_ahead(x + g * L, b, steps), stream_rows);
+                   weights_across<V>(b), sums_across<V>(sums, in.n, b), rows_ahead(x + g * L, b, steps), stream_rows);
       });
     }
   }
@@ -478,7 +615,7 @@ struct SliceEngine {
 
   Index tile_bytes() const {
     const Index lanes = contiguous() ? 1 : chunk_groups * W;
-    return in.n * lanes * static_cast<Index>(sizeof(T));
+    return in.n * lanes * static_cast<Index>(sizeof(T)) * Index(K);
   }
 
   template <class V>
@@ -507,15 +644,18 @@ struct SliceEngine {
     }
   }
 
-  void run_tiles(Index first, Index last) const {
+  // Maps tiles [first, last); sums: this range's per-position sums (P > 0).
+  void run_tiles(Index first, Index last, double* sums = nullptr) const {
     for_tiles(
-        first, last, [&](Index begin, Index end) { contiguous_slices(begin, end); },
-        [&](auto lane, Index o, Index i, Index groups) { strided_chunk<typename decltype(lane)::type>(o, i, groups); });
+        first, last, [&](Index begin, Index end) { contiguous_slices(begin, end, sums); },
+        [&](auto lane, Index o, Index i, Index groups) {
+          strided_chunk<typename decltype(lane)::type>(o, i, groups, sums);
+        });
     if (stream) stream_fence();
   }
 
-  // Read-only pass over tiles [first, last): the offset in `in` of the first
-  // slice whose total is flagged, or -1.
+  // Read-only pass over tiles [first, last): the offset in the inputs of the
+  // first slice whose total is flagged, or -1.
   template <class Flagged>
   Index find_slice(Index first, Index last, const Flagged& flagged) const {
     Index found = -1;
@@ -528,7 +668,7 @@ struct SliceEngine {
         [&](auto lane, Index o, Index i, Index groups) {
           using V = typename decltype(lane)::type;
           if (found >= 0) return;
-          const auto totals = reduce_chunk<V>(in.data + o * in.outer_stride + i, groups);
+          const auto totals = reduce_chunk<V>(o * in.outer_stride + i, groups);
           for (Index l = 0; l < groups * Index(width_of<V>) && found < 0; ++l)
             if (flagged(totals[l])) found = o * in.outer_stride + i + l;
         });
@@ -573,7 +713,7 @@ template <class T, class Executor = Serial>
 Index find_nan(SliceView<const T> in, const Executor& executor = {}) {
   const NanScan<T> scan;
   const SliceView<T> no_output{nullptr, in.outer, in.n, in.inner, in.outer_stride, in.step};
-  const SliceEngine<NanScan<T>, T, false, NanOut::none, false, false> engine{scan, in, no_output, {}};
+  const SliceEngine<NanScan<T>, T, false, NanOut::none, false, false> engine{scan, {}, inputs_from(in), no_output, {}};
   std::atomic<Index> first(-1);
   executor(engine.tiles(), engine.tile_bytes(), [&](Index begin, Index end) {
     const Index found = engine.find_slice(begin, end, [](const auto& total) { return total.nan; });
@@ -607,34 +747,68 @@ bool streams_output(const SliceView<T>& out) {
   return out.outer * out.n * out.inner * Index(sizeof(T)) > stream_above_bytes;
 }
 
-// Runs `functor` over every slice, choosing the compiled variant for its NaN
-// policy and weights. `raise` has already been checked by the caller.
-template <class Functor, class T, class Executor = Serial>
-void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weights<T> weights = {},
-         const Executor& executor = {}) {
+// Per-position sums (dgamma, dbeta) are accumulated per fixed range of tiles
+// and the ranges added in order, so the result does not depend on how the
+// executor splits the ranges over threads. The range count depends on the
+// shape only; it keeps the partial sums within ~32 MiB.
+inline Index sum_ranges(Index tiles, Index n, std::size_t sums) {
+  const Index cap = std::max<Index>(1, Index(4) * 1024 * 1024 / (n * Index(sums)));
+  return std::max<Index>(1, std::min({tiles, Index(64), cap}));
+}
+
+// Runs `kernel` over every slice of the inputs, choosing the compiled variant
+// for its NaN policy and weights. `raise` has already been checked by the
+// caller. Kernels whose map has position_sums write them, n each, to `sums`.
+template <class Kernel, class T, std::size_t K, class Executor = Serial>
+void run(const Kernel& kernel, Inputs<T, K> in, SliceView<T> out, Weights<T> weights = {},
+         const Executor& executor = {}, double* sums = nullptr) {
+  using Map = typename map_of<Kernel>::type;
+  constexpr std::size_t P = position_sums_of<Map>::value;
   const auto go = [&](auto skip, auto nan_out, auto has_gamma, auto has_beta) {
-    const SliceEngine<Functor, T, decltype(skip)::value, decltype(nan_out)::value, decltype(has_gamma)::value,
+    const SliceEngine<Kernel, T, decltype(skip)::value, decltype(nan_out)::value, decltype(has_gamma)::value,
                       decltype(has_beta)::value>
-        engine{functor, in, out, weights, streams_output<T>(out)};
-    executor(engine.tiles(), engine.tile_bytes(),
-             [&engine](Index first, Index last) { engine.run_tiles(first, last); });
+        engine{kernel, statistic_of(kernel), in, out, weights, streams_output<T>(out)};
+    const Index tiles = engine.tiles();
+    if constexpr (P == 0) {
+      executor(tiles, engine.tile_bytes(), [&engine](Index first, Index last) { engine.run_tiles(first, last); });
+    } else {
+      const Index ranges = sum_ranges(tiles, in.n, P), per = in.n * Index(P);
+      std::vector<double> partial(std::size_t(ranges * per), 0.0);
+      const auto tile_of = [&](Index r) { return tiles * r / ranges; };
+      executor(ranges, engine.tile_bytes() * ((tiles + ranges - 1) / ranges), [&](Index first, Index last) {
+        for (Index r = first; r < last; ++r) engine.run_tiles(tile_of(r), tile_of(r + 1), partial.data() + r * per);
+      });
+      std::fill(sums, sums + per, 0.0);
+      for (Index r = 0; r < ranges; ++r)
+        for (Index e = 0; e < per; ++e) sums[e] += partial[std::size_t(r * per + e)];
+    }
   };
+  constexpr bool clears = zeroes_skipped<Kernel>::value;
   const auto with_policy = [&](auto has_gamma, auto has_beta) {
-    switch (functor.nan_policy) {
+    switch (kernel.nan_policy) {
       case NanPolicy::ignore:
-        return go(std::true_type{}, std::integral_constant<NanOut, NanOut::keep>{}, has_gamma, has_beta);
+        return go(std::true_type{}, std::integral_constant<NanOut, clears ? NanOut::clear : NanOut::keep>{},
+                  has_gamma, has_beta);
       case NanPolicy::zero:
-        return go(std::true_type{}, std::integral_constant<NanOut, NanOut::zero>{}, has_gamma, has_beta);
+        return go(std::true_type{}, std::integral_constant<NanOut, clears ? NanOut::clear : NanOut::zero>{},
+                  has_gamma, has_beta);
       default:
         return go(std::false_type{}, std::integral_constant<NanOut, NanOut::none>{}, has_gamma, has_beta);
     }
   };
-  if constexpr (accepts_weights<Functor>::value) {
+  if constexpr (accepts_weights<Kernel>::value) {
     if (weights.gamma && weights.beta) return with_policy(std::true_type{}, std::true_type{});
     if (weights.gamma) return with_policy(std::true_type{}, std::false_type{});
     if (weights.beta) return with_policy(std::false_type{}, std::true_type{});
   }
   with_policy(std::false_type{}, std::false_type{});
+}
+
+// The forward form: one input.
+template <class Functor, class T, class Executor = Serial>
+void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weights<T> weights = {},
+         const Executor& executor = {}) {
+  run(functor, inputs_from(in), out, weights, executor);
 }
 
 }  // namespace normkit::detail

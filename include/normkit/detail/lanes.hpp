@@ -270,6 +270,18 @@ template <class V>
   }
 }
 
+// a^b for a >= 0 (0^b = 0 for b > 0; 0^0 = 1 for scalars, 0 for batches:
+// callers must not depend on it).
+template <class V>
+V vpow(const V& a, const V& b) {
+  if constexpr (is_wide<V>)
+    return each([](const auto& x, const auto& y) { return vpow(x, y); }, a, b);
+  else if constexpr (is_scalar_lane<V>)
+    return std::pow(a, b);
+  else
+    return xsimd::pow(a, b);
+}
+
 // a*b + c. Batches use the fused instruction where the target has one; the
 // scalar form is left to the compiler (no slow libm fma on targets without).
 template <class V>

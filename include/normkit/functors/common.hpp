@@ -6,17 +6,28 @@
 #include <type_traits>
 #include <utility>
 
+#include "../backward.hpp"
 #include "../detail/slice_map.hpp"
+#include "../ext/map.hpp"
 #include "../errors.hpp"
 #include "../normalize.hpp"
 #include "../policy.hpp"
+#include "../statistics/gradient.hpp"
 
 namespace normkit::detail {
 
 // The statistic's wide accumulation type (double, or long double when a
 // slice was rescued).
+template <class Total, class = void>
+struct wide_of {
+  using type = std::remove_cv_t<decltype(Total::n)>;
+};
 template <class Total>
-using wide_t = std::remove_cv_t<decltype(Total::n)>;
+struct wide_of<Total, std::void_t<typename Total::wide_type>> {
+  using type = typename Total::wide_type;
+};
+template <class Total>
+using wide_t = typename wide_of<Total>::type;
 
 template <class A>
 SliceMap<A> nan_slice() {

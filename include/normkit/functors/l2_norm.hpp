@@ -18,6 +18,7 @@ struct L2Norm {
   using value_type = T;
   using statistic = stats::SumSquares;
   static constexpr const char* name = "L2Norm";
+  static constexpr bool backward_from_output = false;
 
   T epsilon = T(1e-12);
   bool clamp_squared = false;
@@ -36,7 +37,38 @@ struct L2Norm {
     return detail::divide_by<A>(norm > eps || std::isnan(norm) ? norm : eps);
   }
 
+  /// dx = dy / N - x * (sum dy * x) / N^3 where the norm N is not clamped;
+  /// dy / epsilon (sqrt(epsilon) with clamp_squared) where it is; 0 for a
+  /// zero slice with epsilon = 0.
+  struct Gradient {
+    using value_type = T;
+    using statistic = stats::SquareDot;
+    using map = ext::LinearGradMap;
+    static constexpr std::size_t inputs = 2;  // x, dy
+    static constexpr bool zeroes_skipped = true;
+
+    L2Norm f;
+    NanPolicy nan_policy;
+
+    template <class Total>
+    auto finalize(const Total& t) const {
+      using A = detail::wide_t<Total>;
+      using C = ext::Coefficients<A, 4>;
+      const A sum_sq = t.value(), eps = A(f.epsilon);
+      if (t.nan || !std::isfinite(sum_sq)) return C::constant(detail::quiet_nan<A>());
+      const bool clamped = f.clamp_squared ? !(sum_sq > eps) : !(std::sqrt(sum_sq) > eps);
+      if (clamped) {
+        if (eps == A(0)) return C::constant(A(0));
+        return C{{A(1) / (f.clamp_squared ? std::sqrt(eps) : eps), 0, 0, 0}};
+      }
+      const A norm = std::sqrt(sum_sq);
+      return C{{A(1) / norm, 0, -t.d.value() / (norm * norm * norm), 0}};
+    }
+  };
+  Gradient gradient() const { return {*this, nan_policy}; }
+
   NORMKIT_CALL_OPERATORS
+  NORMKIT_BACKWARD_OPERATORS
 };
 
 }  // namespace normkit

@@ -18,6 +18,7 @@ struct LayerNorm {
   using value_type = T;
   using statistic = stats::Moments;
   static constexpr const char* name = "LayerNorm";
+  static constexpr bool backward_from_output = false;
   static constexpr bool accepts_weights = true;
 
   T epsilon = T(1e-5);
@@ -37,8 +38,46 @@ struct LayerNorm {
     return map;
   }
 
+  /// With rstd = 1 / sqrt(var + eps), x_hat = (x - mean) * rstd, g = dy * gamma:
+  /// dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)); dgamma = sum dy * x_hat,
+  /// dbeta = sum dy. A constant slice with eps > 0 is no guard (the formula is
+  /// smooth there); with eps = 0 its output was the constant beta: dx = 0.
+  struct Gradient {
+    using value_type = T;
+    using statistic = stats::MomentsDot;
+    using map = ext::AffineGradMap;
+    static constexpr std::size_t inputs = 2;  // x, dy
+    static constexpr bool zeroes_skipped = true;
+    static constexpr bool accepts_weights = true;
+
+    LayerNorm f;
+    NanPolicy nan_policy;
+
+    template <class Total>
+    auto finalize(const Total& t) const {
+      using A = detail::wide_t<Total>;
+      using C = ext::Coefficients<A, 6>;
+      const auto& m = t.moments;
+      if (m.nan) return C::constant(detail::quiet_nan<A>());
+      const bool constant = m.hi == m.lo;
+      const A var = constant ? A(0) : m.m2 / m.n;
+      const A center = constant ? m.lo : m.origin + m.mean;
+      if (constant && f.epsilon == T(0)) {
+        C k = C::constant(A(0));
+        k.c[3] = center;  // x_hat = 0 for dgamma
+        return k;
+      }
+      const A rstd = A(1) / std::sqrt(var + A(f.epsilon));
+      const A dot = constant ? A(0) : t.centered_dot();
+      return C{{rstd, -rstd * t.g / m.n, -rstd * rstd * rstd * dot / m.n, center, rstd, 0}};
+    }
+  };
+  Gradient gradient() const { return {*this, nan_policy}; }
+
   NORMKIT_CALL_OPERATORS
   NORMKIT_WEIGHTED_CALL_OPERATORS
+  NORMKIT_BACKWARD_OPERATORS
+  NORMKIT_WEIGHTED_BACKWARD_OPERATORS
 };
 
 }  // namespace normkit

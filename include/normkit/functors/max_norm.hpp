@@ -15,6 +15,7 @@ struct MaxNorm {
   using value_type = T;
   using statistic = stats::MaxAbs;
   static constexpr const char* name = "MaxNorm";
+  static constexpr bool backward_from_output = false;
 
   T epsilon = 0;
   NanPolicy nan_policy = NanPolicy::propagate;
@@ -30,7 +31,42 @@ struct MaxNorm {
     return detail::divide_by<A>(t.m > A(epsilon) ? t.m : A(epsilon));
   }
 
+  /// dx = dy / M - sign(x) [|x| = M] (sum dy * x) / (M^2 c) where M = max |x|
+  /// is not clamped: the max's share is split evenly among the c entries
+  /// that reach it (as PyTorch's amax). dy / epsilon where M is clamped; 0
+  /// for a zero slice with epsilon = 0; NaN for an infinite element.
+  struct Gradient {
+    using value_type = T;
+    using statistic = stats::MaxDot;
+    static constexpr std::size_t inputs = 2;  // x, dy
+    static constexpr bool zeroes_skipped = true;
+
+    struct map : ext::CoefficientMap<3> {  // dx = a * dy + [|x| = M] b * sign(x)
+      template <bool, bool, class V, std::size_t K>
+      static V apply(const std::array<V, 3>& p, const std::array<V, K>& in, const V&, const V&) {
+        const V magnitude = detail::vabs(in[0]);
+        const V share = detail::lane_select(magnitude == p[2], p[1] * (in[0] / magnitude), V(0));
+        return detail::mul_add(p[0], in[1], share);
+      }
+    };
+
+    MaxNorm f;
+    NanPolicy nan_policy;
+
+    template <class Total>
+    auto finalize(const Total& t) const {
+      using A = detail::wide_t<Total>;
+      using C = ext::Coefficients<A, 3>;
+      const A eps = A(f.epsilon);
+      if (t.nan || !std::isfinite(t.m)) return C::constant(detail::quiet_nan<A>());
+      if (!(t.m > eps)) return eps == A(0) ? C::constant(A(0)) : C{{A(1) / eps, 0, -1}};
+      return C{{A(1) / t.m, -t.d.value() / (t.m * t.m * t.c), t.m}};
+    }
+  };
+  Gradient gradient() const { return {*this, nan_policy}; }
+
   NORMKIT_CALL_OPERATORS
+  NORMKIT_BACKWARD_OPERATORS
 };
 
 }  // namespace normkit

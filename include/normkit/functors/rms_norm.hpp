@@ -16,6 +16,7 @@ struct RMSNorm {
   using value_type = T;
   using statistic = stats::SumSquares;
   static constexpr const char* name = "RMSNorm";
+  static constexpr bool backward_from_output = false;
   static constexpr bool accepts_weights = true;
 
   T epsilon = T(1e-6);
@@ -33,8 +34,35 @@ struct RMSNorm {
     return detail::divided_by<A>(0, std::sqrt(mean_sq + A(epsilon)), 0);
   }
 
+  /// With r = 1 / sqrt(mean(x^2) + eps) and g = dy * gamma:
+  /// dx = r * g - x * r^3 * mean(g * x); dgamma = sum dy * x * r, dbeta = sum dy.
+  struct Gradient {
+    using value_type = T;
+    using statistic = stats::SquareDot;
+    using map = ext::AffineGradMap;
+    static constexpr std::size_t inputs = 2;  // x, dy
+    static constexpr bool zeroes_skipped = true;
+    static constexpr bool accepts_weights = true;
+
+    RMSNorm f;
+    NanPolicy nan_policy;
+
+    template <class Total>
+    auto finalize(const Total& t) const {
+      using A = detail::wide_t<Total>;
+      using C = ext::Coefficients<A, 6>;
+      const A mean_sq = t.value() / t.n;
+      if (t.nan || std::isnan(mean_sq)) return C::constant(detail::quiet_nan<A>());
+      const A r = A(1) / std::sqrt(mean_sq + A(f.epsilon));
+      return C{{r, 0, -r * r * r * t.d.value() / t.n, 0, r, 0}};
+    }
+  };
+  Gradient gradient() const { return {*this, nan_policy}; }
+
   NORMKIT_CALL_OPERATORS
   NORMKIT_WEIGHTED_CALL_OPERATORS
+  NORMKIT_BACKWARD_OPERATORS
+  NORMKIT_WEIGHTED_BACKWARD_OPERATORS
 };
 
 }  // namespace normkit

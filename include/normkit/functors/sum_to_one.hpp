@@ -18,6 +18,7 @@ struct SumToOne {
   using value_type = T;
   using statistic = stats::LinearSum<false>;
   static constexpr const char* name = "SumToOne";
+  static constexpr bool backward_from_output = false;
 
   T epsilon = 0;
   Degenerate degenerate = Degenerate::uniform;
@@ -48,7 +49,37 @@ struct SumToOne {
     return detail::divided_by<A>(0, sum, 0);
   }
 
+  /// dx = (dy - sum dy * y) / d with d = sum (or sum + epsilon); 0 for a
+  /// degenerate slice written as 1/n or zeros, NaN for one written as NaN.
+  struct Gradient {
+    using value_type = T;
+    using statistic = stats::LinearDot<false>;
+    using map = ext::LinearGradMap;
+    static constexpr std::size_t inputs = 2;  // x, dy
+    static constexpr bool zeroes_skipped = true;
+
+    SumToOne f;
+    NanPolicy nan_policy;
+
+    template <class Total>
+    auto finalize(const Total& t) const {
+      using A = detail::wide_t<Total>;
+      using C = ext::Coefficients<A, 4>;
+      const A sum = t.s.value();
+      if (t.nan) return C::constant(detail::quiet_nan<A>());
+      A d = sum;
+      if (f.add_epsilon) {
+        d = sum + A(f.epsilon);
+      } else if (!(std::fabs(sum) > A(f.epsilon)) || !std::isfinite(sum)) {
+        return C::constant(f.degenerate == Degenerate::nan ? detail::quiet_nan<A>() : A(0));
+      }
+      return C{{A(1) / d, -t.d.value() / (d * d), 0, 0}};
+    }
+  };
+  Gradient gradient() const { return {*this, nan_policy}; }
+
   NORMKIT_CALL_OPERATORS
+  NORMKIT_BACKWARD_OPERATORS
 };
 
 }  // namespace normkit

@@ -20,6 +20,7 @@ struct ZScore {
   using value_type = T;
   using statistic = stats::Moments;
   static constexpr const char* name = "ZScore";
+  static constexpr bool backward_from_output = false;
 
   int ddof = 0;
   T epsilon = 0;
@@ -45,7 +46,41 @@ struct ZScore {
     return map;
   }
 
+  /// With sd the std, x_hat = (x - mean) / sd, m = n - ddof:
+  /// dx = (dy - mean(dy) - x_hat * (sum dy * x_hat) / m) / sd; add_epsilon
+  /// divides by sd + epsilon instead (and differentiates it). A slice written
+  /// as 0 (constant, or sd <= epsilon) passes no gradient.
+  struct Gradient {
+    using value_type = T;
+    using statistic = stats::MomentsDot;
+    using map = ext::LinearGradMap;
+    static constexpr std::size_t inputs = 2;  // x, dy
+    static constexpr bool zeroes_skipped = true;
+
+    ZScore f;
+    NanPolicy nan_policy;
+
+    template <class Total>
+    auto finalize(const Total& t) const {
+      using A = detail::wide_t<Total>;
+      using C = ext::Coefficients<A, 4>;
+      const auto& mo = t.moments;
+      const A m = mo.n - A(f.ddof);
+      if (mo.nan || !(m > A(0))) return C::constant(detail::quiet_nan<A>());
+      const bool constant = mo.hi == mo.lo;
+      const A sd = constant ? A(0) : std::sqrt(mo.m2 / m);
+      const A center = constant ? mo.lo : mo.origin + mo.mean;
+      if (!f.add_epsilon && (constant || sd <= A(f.epsilon))) return C::constant(A(0));
+      const A d = f.add_epsilon ? sd + A(f.epsilon) : sd;
+      const A b = -t.g / (mo.n * d);
+      if (constant) return C{{A(1) / d, b, 0, center}};
+      return C{{A(1) / d, b, -t.centered_dot() / (m * sd * d * d), center}};
+    }
+  };
+  Gradient gradient() const { return {*this, nan_policy}; }
+
   NORMKIT_CALL_OPERATORS
+  NORMKIT_BACKWARD_OPERATORS
 };
 
 }  // namespace normkit

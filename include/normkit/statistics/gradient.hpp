@@ -1,0 +1,343 @@
+// normkit/statistics/gradient.hpp - the reductions the backward kernels need:
+// the forward's statistic of x (or y) together with sums over dy in the same
+// walk. Operand 0 is x (or the forward's output y), operand 1 is dy, and
+// load.gamma(j) the weight at the lane's position (1 without gamma).
+//
+// Under SkipNan a NaN in operand 0 removes the position from every sum,
+// whatever dy holds there. Without it NaNs are recorded (nan_seen) so that
+// the kernel can write a NaN slice.
+#pragma once
+
+#include <cmath>
+
+#include "common.hpp"
+#include "moments.hpp"
+
+namespace normkit::stats {
+
+// dy with the positions of NaN x removed (SkipNan), else dy.
+template <bool SkipNan, class V>
+V screen_dy(const V& x, const V& dy) {
+  if constexpr (SkipNan)
+    return detail::lane_select(detail::is_nan(x), V(0), dy);
+  else
+    return dy;
+}
+
+/// sum dy * y, sum dy, and y's extremes (Softmax and LogSoftmax backward,
+/// from the forward's output y).
+struct OutputDot {
+  enum : std::size_t { count, dot, dy_sum, min, max, nan_seen, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    using S = detail::scalar_of<V>;
+    const V inf(detail::infinity<S>());
+    Ways<V> n = ways_of(V(0)), d = n, s = n, nan = n, lo = ways_of(inf), hi = ways_of(V(-inf));
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V raw = load(j);
+      const V dy = screen_dy<SkipNan>(raw, load.template at<1>(j));
+      const V y = screen<SkipNan>(raw, V(0), n[k]);
+      note_nan<SkipNan>(y, nan[k]);
+      d[k] = detail::mul_add(dy, y, d[k]);
+      s[k] = s[k] + dy;
+      if constexpr (SkipNan) {
+        const auto missing = detail::is_nan(raw);
+        lo[k] = detail::vmin(lo[k], detail::lane_select(missing, inf, raw));
+        hi[k] = detail::vmax(hi[k], detail::lane_select(missing, V(-inf), raw));
+      } else {
+        lo[k] = detail::vmin(lo[k], y);
+        hi[k] = detail::vmax(hi[k], y);
+      }
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(d), fold<Fold, Sum>(s),
+            fold<Fold, Min>(lo),               fold<Fold, Max>(hi), fold<Fold, Max>(nan)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0, lo = detail::infinity<A>(), hi = -detail::infinity<A>();
+    CompensatedSum<A> d, s;
+    bool nan = false;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      n += A(lane[count]);
+      d.add(A(lane[dot]));
+      s.add(A(lane[dy_sum]));
+      lo = lo < A(lane[min]) ? lo : A(lane[min]);
+      hi = hi > A(lane[max]) ? hi : A(lane[max]);
+      nan = nan || lane[nan_seen] != S(0);
+    }
+  };
+
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>&) {
+    return false;
+  }
+};
+
+/// sum x (or sum |x|) and sum dy * x (SumToOne and L1Norm backward).
+template <bool Absolute>
+struct LinearDot {
+  enum : std::size_t { count, sum, dot, nan_seen, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    Ways<V> n = ways_of(V(0)), s = n, d = n, nan = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V raw = load(j);
+      const V dy = screen_dy<SkipNan>(raw, load.template at<1>(j));
+      const V x = screen<SkipNan>(raw, V(0), n[k]);
+      note_nan<SkipNan>(x, nan[k]);
+      s[k] = s[k] + (Absolute ? detail::vabs(x) : x);
+      d[k] = detail::mul_add(dy, x, d[k]);
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), fold<Fold, Sum>(d), fold<Fold, Max>(nan)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0;
+    CompensatedSum<A> s, d;
+    bool nan = false;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      n += A(lane[count]);
+      s.add(A(lane[sum]));
+      d.add(A(lane[dot]));
+      nan = nan || lane[nan_seen] != S(0);
+    }
+  };
+
+  // As LinearSum: block partials overflow before the true sum does.
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    return !std::isfinite(t.s.value()) && !t.nan;
+  }
+};
+
+/// sum x^2, max |x| and sum g * x with g = dy * gamma (L2Norm and RMSNorm
+/// backward).
+struct SquareDot {
+  enum : std::size_t { count, sum_sq, max_abs, dot, nan_seen, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    Ways<V> n = ways_of(V(0)), s = n, m = n, d = n, nan = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V raw = load(j);
+      const V g = screen_dy<SkipNan>(raw, load.template at<1>(j) * load.gamma(j));
+      const V x = screen<SkipNan>(raw, V(0), n[k]);
+      note_nan<SkipNan>(x, nan[k]);
+      s[k] = detail::mul_add(x, x, s[k]);
+      m[k] = detail::vmax(m[k], detail::vabs(x));
+      d[k] = detail::mul_add(g, x, d[k]);
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), fold<Fold, Max>(m), fold<Fold, Sum>(d),
+            fold<Fold, Max>(nan)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0, m = 0;
+    CompensatedSum<A> s, d;
+    bool nan = false;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      n += A(lane[count]);
+      s.add(A(lane[sum_sq]));
+      d.add(A(lane[dot]));
+      m = m > A(lane[max_abs]) ? m : A(lane[max_abs]);
+      nan = nan || lane[nan_seen] != S(0);
+    }
+    A value() const { return s.value(); }
+  };
+
+  // As SumSquares: squares that overflow or underflow the element type.
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    return !t.nan && (std::isinf(t.value()) || !std::isfinite(t.d.value()) ||
+                      (t.m > A(0) && t.m * t.m < tiny_square<T, A>()));
+  }
+};
+
+/// Moments of x (count, mean, M2, min, max: see moments.hpp) with sum g and
+/// sum g * (x - mean), g = dy * gamma (ZScore and LayerNorm backward). The
+/// second sum is taken from each block's shift and moved to the slice's
+/// origin when blocks merge, so it is as accurate as M2 at large offsets.
+struct MomentsDot {
+  enum : std::size_t { count, shift, dev_sum, dev_sq, min, max, g_sum, g_dev, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    const auto m = Moments{}.template reduce<SkipNan, Fold, V>(load, steps);
+    const V center = m[Moments::shift];
+    Ways<V> gs = ways_of(V(0)), gd = gs;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = load.again(j);
+      const V g = screen_dy<SkipNan>(x, load.template at<1>(j) * load.gamma(j));
+      V d = x - center;
+      if constexpr (SkipNan) d = detail::lane_select(detail::is_nan(x), V(0), d);
+      gs[k] = gs[k] + g;
+      gd[k] = detail::mul_add(g, d, gd[k]);
+    });
+    return {m[Moments::count], center, m[Moments::dev_sum], m[Moments::dev_sq], m[Moments::min], m[Moments::max],
+            fold<Fold, Sum>(gs), fold<Fold, Sum>(gd)};
+  }
+
+  template <class A>
+  struct Total {
+    using wide_type = A;
+    Moments::Total<A> moments;
+    A g = 0, gx = 0;  // sum g, and sum g * (x - origin)
+    bool first = true;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      if (A(lane[count]) == A(0)) return;
+      std::array<S, Moments::fields> m;
+      for (std::size_t f = 0; f < Moments::fields; ++f) m[f] = lane[f];
+      moments.add(m);
+      const A shift_b = A(lane[shift]);
+      const A g_b = A(lane[g_sum]);
+      // sum g (x - origin) = sum g (x - shift_b) + (shift_b - origin) sum g
+      const A moved = shift_b - moments.origin;
+      gx += A(lane[g_dev]) + (moved != A(0) ? moved * g_b : A(0));
+      g += g_b;
+    }
+
+    /// sum g * (x - mean).
+    A centered_dot() const { return gx - moments.mean * g; }
+  };
+
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    return Moments::template needs_rescue<T>(t.moments);
+  }
+};
+
+/// max |x|, how many entries reach it, and sum dy * x (MaxNorm backward).
+struct MaxDot {
+  enum : std::size_t { count, max_abs, ties, dot, nan_seen, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    Ways<V> n = ways_of(V(0)), m = n, nan = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = screen<SkipNan>(load(j), V(0), n[k]);
+      note_nan<SkipNan>(x, nan[k]);
+      m[k] = detail::vmax(m[k], detail::vabs(x));
+    });
+    const V top = fold<Fold, Max>(m);
+    Ways<V> c = ways_of(V(0)), d = c;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V raw = load.again(j);
+      const V dy = screen_dy<SkipNan>(raw, load.template at<1>(j));
+      const V x = SkipNan ? detail::lane_select(detail::is_nan(raw), V(0), raw) : raw;
+      c[k] = c[k] + detail::lane_select(detail::vabs(x) == top, V(1), V(0));
+      d[k] = detail::mul_add(dy, x, d[k]);
+    });
+    return {count_of<SkipNan, Fold>(n, steps), top, fold<Fold, Sum>(c), fold<Fold, Sum>(d), fold<Fold, Max>(nan)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0, m = 0, c = 0;
+    CompensatedSum<A> d;
+    bool nan = false;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      const A mb = A(lane[max_abs]);
+      n += A(lane[count]);
+      d.add(A(lane[dot]));
+      nan = nan || lane[nan_seen] != S(0);
+      if (mb > m) m = mb, c = A(lane[ties]);
+      else if (mb == m) c += A(lane[ties]);
+    }
+  };
+
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>&) {
+    return false;
+  }
+};
+
+/// min, max, how many entries reach each, sum dy and sum dy * (x - min)
+/// (MinMax backward). The last is kept relative to the running minimum and
+/// moved when the minimum falls.
+struct RangeDot {
+  enum : std::size_t { count, min, max, ties_min, ties_max, dy_sum, dy_dev, nan_seen, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    using S = detail::scalar_of<V>;
+    const V inf(detail::infinity<S>());
+    Ways<V> n = ways_of(V(0)), nan = n, lo = ways_of(inf), hi = ways_of(V(-inf));
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = load(j);
+      if constexpr (SkipNan) {
+        const auto missing = detail::is_nan(x);
+        n[k] = n[k] + detail::lane_select(missing, V(0), V(1));
+        lo[k] = detail::vmin(lo[k], detail::lane_select(missing, inf, x));
+        hi[k] = detail::vmax(hi[k], detail::lane_select(missing, V(-inf), x));
+      } else {
+        note_nan<SkipNan>(x, nan[k]);
+        lo[k] = detail::vmin(lo[k], x);
+        hi[k] = detail::vmax(hi[k], x);
+      }
+    });
+    const V bottom = fold<Fold, Min>(lo), top = fold<Fold, Max>(hi);
+    // The deviations are taken from a finite base (an empty lane's min is +inf).
+    const V base = detail::lane_select(bottom == inf, V(0), bottom);
+    Ways<V> cl = ways_of(V(0)), ch = cl, s = cl, d = cl;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V raw = load.again(j);
+      const V dy = screen_dy<SkipNan>(raw, load.template at<1>(j));
+      const V x = SkipNan ? detail::lane_select(detail::is_nan(raw), base, raw) : raw;
+      cl[k] = cl[k] + detail::lane_select(x == bottom, V(1), V(0));
+      ch[k] = ch[k] + detail::lane_select(x == top, V(1), V(0));
+      s[k] = s[k] + dy;
+      d[k] = detail::mul_add(dy, x - base, d[k]);
+    });
+    return {count_of<SkipNan, Fold>(n, steps), bottom, top, fold<Fold, Sum>(cl), fold<Fold, Sum>(ch),
+            fold<Fold, Sum>(s), fold<Fold, Sum>(d), fold<Fold, Max>(nan)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0, lo = detail::infinity<A>(), hi = -detail::infinity<A>(), c_lo = 0, c_hi = 0;
+    A s = 0, d = 0;  // sum dy, sum dy * (x - lo)
+    bool nan = false;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      const A nb = A(lane[count]);
+      nan = nan || lane[nan_seen] != S(0);
+      if (nb == A(0)) return;
+      const A lo_b = A(lane[min]), hi_b = A(lane[max]), s_b = A(lane[dy_sum]), d_b = A(lane[dy_dev]);
+      if (n == A(0)) {
+        lo = lo_b, hi = hi_b, c_lo = A(lane[ties_min]), c_hi = A(lane[ties_max]), s = s_b, d = d_b, n = nb;
+        return;
+      }
+      const A new_lo = lo < lo_b ? lo : lo_b;
+      d += (lo - new_lo) * s + d_b + (lo_b - new_lo) * s_b;
+      s += s_b;
+      c_lo = lo_b < lo ? A(lane[ties_min]) : lo_b == lo ? c_lo + A(lane[ties_min]) : c_lo;
+      c_hi = hi_b > hi ? A(lane[ties_max]) : hi_b == hi ? c_hi + A(lane[ties_max]) : c_hi;
+      lo = new_lo;
+      hi = hi > hi_b ? hi : hi_b;
+      n += nb;
+    }
+  };
+
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>&) {
+    return false;
+  }
+};
+
+}  // namespace normkit::stats
