@@ -118,8 +118,9 @@ void backward_checked(const F& f, const X& saved_, const Dy& dy_, const Axes& ax
       using Map = typename map_of<std::decay_t<decltype(kernel)>>::type;
       constexpr std::size_t P = position_sums_of<Map>::value;
       if constexpr (P > 0) {
-        std::vector<double> sums(std::size_t(n) * P);
-        run(kernel, in, out.view(out.data(), r), weights, executor, sums.data());
+        const bool wanted = grads && (grads->dgamma || grads->dbeta);
+        std::vector<double> sums(wanted ? std::size_t(n) * P : 0);
+        run(kernel, in, out.view(out.data(), r), weights, executor, wanted ? sums.data() : nullptr);
         if (grads && grads->dgamma)
           for (Index k = 0; k < n; ++k) grads->dgamma[k] = T(sums[std::size_t(k)]);
         if (grads && grads->dbeta)

@@ -193,7 +193,7 @@ LaneParams<V, F> broadcast(const ext::Params<T, F>& p) {
   return out;
 }
 
-template <class Kernel, class T, bool SkipNan, NanOut Out, bool HasGamma, bool HasBeta>
+template <class Kernel, class T, bool SkipNan, NanOut Out, bool HasGamma, bool HasBeta, bool Sums = false>
 struct SliceEngine {
   using Stat = typename Kernel::statistic;
   template <class A>
@@ -201,7 +201,7 @@ struct SliceEngine {
   using Map = typename map_of<Kernel>::type;
   static constexpr std::size_t K = inputs_of<Kernel>::value;
   static constexpr std::size_t F = Map::fields;
-  static constexpr std::size_t P = position_sums_of<Map>::value;
+  static constexpr std::size_t P = Sums ? position_sums_of<Map>::value : 0;  // wanted per-position sums
   static constexpr bool Renormalizes = renormalizes<Map>::value;
   using Params = ext::Params<T, F>;
   template <class V>
@@ -343,34 +343,36 @@ struct SliceEngine {
   // ahead: lanes to fetch into cache meanwhile, step by step.
   // nontemporal: y is written with non-temporal stores (aligned y only).
   template <class V, bool MayFill = true, class WeightAt, class SumAt>
-  std::array<double, width_of<V>> map_run(Index off, Index x_stride, T* y, Index y_stride, Index count,
-                                          const Lanes<V>& p, const WeightAt& weight_at, const SumAt& sum_at,
-                                          Ahead ahead, bool nontemporal = false) const {
-    std::array<double, width_of<V>> sums{};
+  auto map_run(Index off, Index x_stride, T* y, Index y_stride, Index count, const Lanes<V>& p,
+               const WeightAt& weight_at, const SumAt& sum_at, Ahead ahead, bool nontemporal = false) const {
     V gamma(1), beta(0);
-    for (Index b = 0; b < count; b += block_steps) {
-      V block(0);
-      for (Index j = b, end = std::min(count, b + block_steps); j < end; ++j) {
-        ahead.fetch<V>(in.data, j, x_stride);
-        weight_at(j, gamma, beta);
-        const auto x = load_inputs<V>(off + j * x_stride);
-        const V v = Map::template apply<HasGamma, HasBeta>(p.p, x, gamma, beta);
-        if constexpr (P > 0) {
-          std::array<V, P> s;
-          Map::template sums<HasGamma>(p.p, x, gamma, s);
-          if constexpr (SkipNan)
-            for (auto& e : s) e = lane_select(is_nan(x[0]), V(0), e);
-          sum_at(j, s);
-        }
-        if constexpr (Renormalizes) block = block + (SkipNan ? lane_select(is_nan(x[0]), V(0), v) : v);
-        put(y + j * y_stride, finish<MayFill>(x[0], v, p), nontemporal && !Renormalizes);
+    const auto step = [&](Index j) {
+      ahead.fetch<V>(in.data, j, x_stride);
+      weight_at(j, gamma, beta);
+      const auto x = load_inputs<V>(off + j * x_stride);
+      const V v = Map::template apply<HasGamma, HasBeta>(p.p, x, gamma, beta);
+      if constexpr (P > 0) {
+        std::array<V, P> s;
+        Map::template sums<HasGamma>(p.p, x, gamma, s);
+        if constexpr (SkipNan)
+          for (auto& e : s) e = lane_select(is_nan(x[0]), V(0), e);
+        sum_at(j, s);
       }
-      if constexpr (Renormalizes) {
+      put(y + j * y_stride, finish<MayFill>(x[0], v, p), nontemporal && !Renormalizes);
+      return SkipNan ? lane_select(is_nan(x[0]), V(0), v) : v;
+    };
+    if constexpr (Renormalizes) {
+      std::array<double, width_of<V>> sums{};
+      for (Index b = 0; b < count; b += block_steps) {
+        V block(0);
+        for (Index j = b, end = std::min(count, b + block_steps); j < end; ++j) block = block + step(j);
         const auto lanes = lanes_of(block);
         for (std::size_t l = 0; l < width_of<V>; ++l) sums[l] += double(lanes[l]);
       }
+      return sums;
+    } else {
+      for (Index j = 0; j < count; ++j) step(j);
     }
-    return sums;
   }
 
   // y *= factor (1 in filled lanes), keeping the zero policy's promise for a
@@ -405,17 +407,21 @@ struct SliceEngine {
     };
   }
 
-  // Per-position sums (P of them, each n long, in double): lanes that run
-  // along the slice add lane by lane; lanes that are different slices add
-  // their total to one position.
+  // Per-position sums (P of them, each n long): lanes that run along the
+  // slice add lane by lane into an element-type stage, which contiguous_slices
+  // moves into the double sums every stage_slices slices (a float sum of 8
+  // terms is within 8 ulp, and the vector adds cost a third of what adding
+  // each lane in double did); lanes that are different slices add their
+  // total, in double, to one position.
+  static constexpr Index stage_slices = 8;
+
   template <class V>
-  static auto sums_along(double* sums, Index n, Index first, Index stride) {
+  static auto sums_along(T* stage, Index n, Index first, Index stride) {
     return [=](Index j, const std::array<V, P>& s) {
       if constexpr (P > 0) {
         for (std::size_t q = 0; q < P; ++q) {
-          const auto lanes = lanes_of(s[q]);
-          double* at = sums + q * n + first + j * stride;
-          for (std::size_t l = 0; l < width_of<V>; ++l) at[l] += double(lanes[l]);
+          T* at = stage + q * n + first + j * stride;
+          lane_store(at, lane_load<V>(at) + s[q]);
         }
       }
     };
@@ -480,23 +486,34 @@ struct SliceEngine {
   void contiguous_slices(Index first, Index last, double* sums) const {
     const Index lead = fetch_lead(), group = group_size();
     std::array<Params, max_group> p;
+    std::vector<T> stage(P > 0 ? std::size_t(Index(P) * in.n) : 0, T(0));
+    Index staged = 0;
+    const auto flush = [&] {
+      for (std::size_t e = 0; e < stage.size(); ++e) sums[e] += double(stage[e]), stage[e] = T(0);
+      staged = 0;
+    };
     for (Index o = first; o < last; o += group) {
       const Index count = std::min(group, last - o);
       if (group >= min_decided_together)
         decide_group(o, count, p.data());
       else
         for (Index k = 0; k < count; ++k) p[k] = decide_slice(o + k);
-      for (Index k = 0; k < count; ++k) map_slice(o + k, p[k], lead, sums);
+      for (Index k = 0; k < count; ++k) {
+        map_slice(o + k, p[k], lead, stage.data());
+        if constexpr (P > 0)
+          if (++staged == stage_slices) flush();
+      }
     }
+    if constexpr (P > 0) flush();
   }
 
-  [[gnu::flatten]] void map_slice(Index o, const Params& p, Index lead, double* sums) const {
+  [[gnu::flatten]] void map_slice(Index o, const Params& p, Index lead, T* stage) const {
     const Index x = slice_in(o);
     T* y = out.data + o * out.outer_stride;
     const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
     const Ahead ahead = o + lead < in.outer ? Ahead{x + lead * in.outer_stride, body - 1} : Ahead::nothing(x);
-    const auto body_sums = sums_along<B>(sums, in.n, 0, W);
-    const auto tail_sums = sums_along<T>(sums, in.n, tail_start, 1);
+    const auto body_sums = sums_along<B>(stage, in.n, 0, W);
+    const auto tail_sums = sums_along<T>(stage, in.n, tail_start, 1);
     if constexpr (Renormalizes) {
       if (!p.fill) {
         const auto s = map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead);
@@ -756,32 +773,45 @@ inline Index sum_ranges(Index tiles, Index n, std::size_t sums) {
   return std::max<Index>(1, std::min({tiles, Index(64), cap}));
 }
 
+// One compiled variant of run(): WithSums::value when the caller wants the
+// map's per-position sums (they cost a third of LayerNorm's backward, so
+// they are only computed when asked for).
+template <class WithSums, class Kernel, class T, std::size_t K, class Executor, class Skip, class NanOutC, class HasGamma,
+          class HasBeta>
+void go_with_sums(const Kernel& kernel, const Inputs<T, K>& in, const SliceView<T>& out, const Weights<T>& weights,
+                  const Executor& executor, double* sums, Skip, NanOutC, HasGamma, HasBeta) {
+  const SliceEngine<Kernel, T, Skip::value, NanOutC::value, HasGamma::value, HasBeta::value, WithSums::value> engine{
+      kernel, statistic_of(kernel), in, out, weights, streams_output<T>(out)};
+  constexpr std::size_t P = decltype(engine)::P;
+  const Index tiles = engine.tiles();
+  if constexpr (P == 0) {
+    executor(tiles, engine.tile_bytes(), [&engine](Index first, Index last) { engine.run_tiles(first, last); });
+  } else {
+    const Index ranges = sum_ranges(tiles, in.n, P), per = in.n * Index(P);
+    std::vector<double> partial(std::size_t(ranges * per), 0.0);
+    const auto tile_of = [&](Index r) { return tiles * r / ranges; };
+    executor(ranges, engine.tile_bytes() * ((tiles + ranges - 1) / ranges), [&](Index first, Index last) {
+      for (Index r = first; r < last; ++r) engine.run_tiles(tile_of(r), tile_of(r + 1), partial.data() + r * per);
+    });
+    std::fill(sums, sums + per, 0.0);
+    for (Index r = 0; r < ranges; ++r)
+      for (Index e = 0; e < per; ++e) sums[e] += partial[std::size_t(r * per + e)];
+  }
+}
+
 // Runs `kernel` over every slice of the inputs, choosing the compiled variant
 // for its NaN policy and weights. `raise` has already been checked by the
-// caller. Kernels whose map has position_sums write them, n each, to `sums`.
+// caller. Kernels whose map has position_sums write them, n each, to `sums`
+// when it is not null.
 template <class Kernel, class T, std::size_t K, class Executor = Serial>
 void run(const Kernel& kernel, Inputs<T, K> in, SliceView<T> out, Weights<T> weights = {},
          const Executor& executor = {}, double* sums = nullptr) {
   using Map = typename map_of<Kernel>::type;
-  constexpr std::size_t P = position_sums_of<Map>::value;
   const auto go = [&](auto skip, auto nan_out, auto has_gamma, auto has_beta) {
-    const SliceEngine<Kernel, T, decltype(skip)::value, decltype(nan_out)::value, decltype(has_gamma)::value,
-                      decltype(has_beta)::value>
-        engine{kernel, statistic_of(kernel), in, out, weights, streams_output<T>(out)};
-    const Index tiles = engine.tiles();
-    if constexpr (P == 0) {
-      executor(tiles, engine.tile_bytes(), [&engine](Index first, Index last) { engine.run_tiles(first, last); });
-    } else {
-      const Index ranges = sum_ranges(tiles, in.n, P), per = in.n * Index(P);
-      std::vector<double> partial(std::size_t(ranges * per), 0.0);
-      const auto tile_of = [&](Index r) { return tiles * r / ranges; };
-      executor(ranges, engine.tile_bytes() * ((tiles + ranges - 1) / ranges), [&](Index first, Index last) {
-        for (Index r = first; r < last; ++r) engine.run_tiles(tile_of(r), tile_of(r + 1), partial.data() + r * per);
-      });
-      std::fill(sums, sums + per, 0.0);
-      for (Index r = 0; r < ranges; ++r)
-        for (Index e = 0; e < per; ++e) sums[e] += partial[std::size_t(r * per + e)];
+    if constexpr (position_sums_of<Map>::value > 0) {
+      if (sums) return go_with_sums<std::true_type>(kernel, in, out, weights, executor, sums, skip, nan_out, has_gamma, has_beta);
     }
+    go_with_sums<std::false_type>(kernel, in, out, weights, executor, sums, skip, nan_out, has_gamma, has_beta);
   };
   constexpr bool clears = zeroes_skipped<Kernel>::value;
   const auto with_policy = [&](auto has_gamma, auto has_beta) {

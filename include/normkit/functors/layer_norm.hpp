@@ -58,7 +58,11 @@ struct LayerNorm {
       using A = detail::wide_t<Total>;
       using C = ext::Coefficients<A, 6>;
       const auto& m = t.moments;
-      if (m.nan) return C::constant(detail::quiet_nan<A>());
+      if (m.nan) {  // x_hat, and so every dgamma term of the slice, is NaN
+        C k = C::constant(detail::quiet_nan<A>());
+        k.c[4] = detail::quiet_nan<A>();
+        return k;
+      }
       const bool constant = m.hi == m.lo;
       const A var = constant ? A(0) : m.m2 / m.n;
       const A center = constant ? m.lo : m.origin + m.mean;

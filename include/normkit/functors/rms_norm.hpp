@@ -52,7 +52,11 @@ struct RMSNorm {
       using A = detail::wide_t<Total>;
       using C = ext::Coefficients<A, 6>;
       const A mean_sq = t.value() / t.n;
-      if (t.nan || std::isnan(mean_sq)) return C::constant(detail::quiet_nan<A>());
+      if (t.nan || std::isnan(mean_sq)) {  // x * r, and so every dgamma term of the slice, is NaN
+        C k = C::constant(detail::quiet_nan<A>());
+        k.c[4] = detail::quiet_nan<A>();
+        return k;
+      }
       const A r = A(1) / std::sqrt(mean_sq + A(f.epsilon));
       return C{{r, 0, -r * r * r * t.d.value() / t.n, 0, r, 0}};
     }

@@ -298,8 +298,8 @@ struct RangeDot {
       const V raw = load.again(j);
       const V dy = screen_dy<SkipNan>(raw, load.template at<1>(j));
       const V x = SkipNan ? detail::lane_select(detail::is_nan(raw), base, raw) : raw;
-      cl[k] = cl[k] + detail::lane_select(x == bottom, V(1), V(0));
-      ch[k] = ch[k] + detail::lane_select(x == top, V(1), V(0));
+      cl[k] = cl[k] + detail::lane_select(raw == bottom, V(1), V(0));  // a NaN is no tie
+      ch[k] = ch[k] + detail::lane_select(raw == top, V(1), V(0));
       s[k] = s[k] + dy;
       d[k] = detail::mul_add(dy, x - base, d[k]);
     });
