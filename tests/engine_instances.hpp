@@ -1,7 +1,7 @@
 // tests/engine_instances.hpp - compiles normkit's engine once per functor.
 //
 // Nearly all of normkit's object code is detail::run (one instantiation per
-// functor, scalar type and executor), and every test file calls it for every
+// functor or backward kernel, scalar type and executor), and every test file calls it for every
 // functor. Declared extern here, each instantiation is compiled once, by
 // engine_instances.cpp (one object per functor, so that the objects build in
 // parallel), instead of once in every test file: the suite then builds in a
@@ -18,9 +18,17 @@
                                           normkit::detail::SliceView<T>, normkit::detail::Weights<T>,      \
                                           const Executor&);
 
-#define NORMKIT_TEST_SERIAL_ENGINES(Kind, Functor)                    \
-  NORMKIT_TEST_ENGINE(Kind, Functor, float, normkit::detail::Serial) \
-  NORMKIT_TEST_ENGINE(Kind, Functor, double, normkit::detail::Serial)
+// The backward kernel of Functor (two inputs: x or y, and dy).
+#define NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, T, Executor)                                                    \
+  Kind template void normkit::detail::run(const normkit::Functor<T>::Gradient&, normkit::detail::Inputs<T, 2>,     \
+                                          normkit::detail::SliceView<T>, normkit::detail::Weights<T>,             \
+                                          const Executor&, double*);
+
+#define NORMKIT_TEST_SERIAL_ENGINES(Kind, Functor)                             \
+  NORMKIT_TEST_ENGINE(Kind, Functor, float, normkit::detail::Serial)          \
+  NORMKIT_TEST_ENGINE(Kind, Functor, double, normkit::detail::Serial)         \
+  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, float, normkit::detail::Serial) \
+  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit::detail::Serial)
 
 #define NORMKIT_TEST_EXTERN_SERIAL(Functor) NORMKIT_TEST_SERIAL_ENGINES(extern, Functor)
 NORMKIT_TEST_FUNCTORS(NORMKIT_TEST_EXTERN_SERIAL)
@@ -28,9 +36,11 @@ NORMKIT_TEST_FUNCTORS(NORMKIT_TEST_EXTERN_SERIAL)
 #ifdef EIGEN_USE_THREADS
 using normkit_test_pool = normkit::detail::OnDevice<Eigen::ThreadPoolDevice>;
 
-#define NORMKIT_TEST_DEVICE_ENGINES(Kind, Functor)               \
-  NORMKIT_TEST_ENGINE(Kind, Functor, float, normkit_test_pool) \
-  NORMKIT_TEST_ENGINE(Kind, Functor, double, normkit_test_pool)
+#define NORMKIT_TEST_DEVICE_ENGINES(Kind, Functor)                        \
+  NORMKIT_TEST_ENGINE(Kind, Functor, float, normkit_test_pool)          \
+  NORMKIT_TEST_ENGINE(Kind, Functor, double, normkit_test_pool)         \
+  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, float, normkit_test_pool) \
+  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit_test_pool)
 
 #define NORMKIT_TEST_EXTERN_DEVICE(Functor) NORMKIT_TEST_DEVICE_ENGINES(extern, Functor)
 NORMKIT_TEST_FUNCTORS(NORMKIT_TEST_EXTERN_DEVICE)

@@ -26,8 +26,9 @@
 //    written as NaN: every position of `saved` is NaN, so the NaN rule gives
 //    dx = 0 (under propagate: NaN, as the spec says).
 //  * LayerNorm / RMSNorm dgamma / dbeta for a slice that propagate poisons
-//    (a NaN in x): NaN contributions to both (the slice's forward output is
-//    NaN whatever gamma and beta are).
+//    (a NaN in x): the literal formulas, i.e. NaN contributions to dgamma
+//    (dy * xh with xh NaN) but dy to dbeta (nothing is skipped under
+//    propagate), although the slice's forward output is NaN whatever beta is.
 //  * Anything else about infinite inputs (MinMax, ZScore, LayerNorm, RMSNorm):
 //    the formulas are evaluated literally.
 #pragma once
@@ -296,7 +297,8 @@ inline Slice z_score_backward(const Slice& x, const Slice& dy, int ddof, long do
 
 // dx of LayerNorm / RMSNorm together with this slice's contributions to
 // dgamma / dbeta (flat in slice order; dgamma[k] = dy_k xh_k, dbeta[k] = dy_k;
-// 0 at NaN positions under ignore / zero, NaN for a slice propagate poisons).
+// 0 at NaN positions under ignore / zero; for a slice propagate poisons, NaN
+// to dgamma and dy_k to dbeta).
 struct AffineBackward {
     Slice dx, dgamma, dbeta;
 };
@@ -308,8 +310,7 @@ AffineBackward affine_with_policy(const Slice& x, const Slice& dy, const Slice* 
                                   Kernel kernel) {
     const Valid v = gather(x, dy, gamma);
     const std::size_t n = x.size();
-    if (v.pos.size() < n && policy == NanPolicy::propagate)
-        return {Slice(n, qnan()), Slice(n, qnan()), Slice(n, qnan())};
+    if (v.pos.size() < n && policy == NanPolicy::propagate) return {Slice(n, qnan()), Slice(n, qnan()), dy};
     AffineBackward out{Slice(n, 0.0L), Slice(n, 0.0L), Slice(n, 0.0L)};
     if (v.pos.empty()) return out;
     AffineBackward part{Slice(v.pos.size()), Slice(v.pos.size()), Slice(v.pos.size())};

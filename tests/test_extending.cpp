@@ -8,6 +8,8 @@
 #include <normkit/ext.hpp>
 #include <normkit/normkit.hpp>
 
+#include "engine_instances.hpp"
+
 #include "reference.hpp"
 #include "reference_backward.hpp"
 

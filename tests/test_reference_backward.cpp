@@ -487,6 +487,22 @@ TEST_CASE("backward reference NaN rules: ignore / zero skip NaN positions, propa
   }
 }
 
+TEST_CASE("backward reference NaN rules: dgamma / dbeta of a slice propagate poisons", "[reference][backward]") {
+  // Literal formulas (spec gap, see the header): dgamma = dy * xh is NaN, dbeta = dy is not.
+  const Slice x{1, qnan, 3}, dy{0.5, 2, -1}, gamma{1, 2, 3};
+  for (const ref::AffineBackward& a : {ref::layer_norm_backward_affine(x, dy, 1e-5L, &gamma),
+                                       ref::rms_norm_backward_affine(x, dy, 1e-6L, &gamma)}) {
+    REQUIRE(all_nan(a.dx));
+    REQUIRE(all_nan(a.dgamma));
+    require_equal(a.dbeta, dy);
+  }
+  // ignore / zero skip the NaN position.
+  const ref::AffineBackward b = ref::layer_norm_backward_affine(x, dy, 1e-5L, &gamma, P::ignore);
+  require_equal(b.dbeta, {0.5, 0, -1});
+  REQUIRE(b.dgamma[1] == 0);
+  REQUIRE(b.dx[1] == 0);
+}
+
 TEST_CASE("backward reference NaN rules: all-NaN slices and NaN dy", "[reference][backward]") {
   const Slice x{qnan, qnan, qnan}, dy{1, 2, 3};
   require_equal(ref::l2_backward(x, dy, 1e-12L, false, P::ignore), {0, 0, 0});
