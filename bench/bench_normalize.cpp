@@ -1,19 +1,26 @@
 // bench/bench_normalize.cpp - normkit vs a hand-written Eigen Tensor expression,
 // oneDNN and libtorch, against two memory-bound floors on the same buffers
-// (and two bounds: what two passes over memory, and exp, cost on their own).
+// (and two bounds: what two passes over memory, and exp, cost on their own);
+// and the backward passes (dx from x and dy) of normkit and the peers against
+// floor_axpby, the loop that reads two tensors and writes one.
 //
-// Benchmarks are named op/impl/type/layout/cols:C/MiB:M (floors: op "floor")
-// and carry the same numbers as counters (cols, len, mib, strided, threads) so
-// bench/report.py can parse either. Every implementation is compared with the
-// long-double reference of tests/reference.hpp before it is timed; a mismatch
-// is reported with SkipWithError (and makes --smoke exit non-zero).
+// Benchmarks are named op/impl/type/layout/cols:C/MiB:M (floors: op "floor";
+// backward: op <op>_backward) and carry the same numbers as counters (cols,
+// len, mib, strided, threads) so bench/report.py can parse either. Every
+// implementation is compared with the long-double reference of
+// tests/reference.hpp (backward: tests/reference_backward.hpp) before it is
+// timed; a mismatch is reported with SkipWithError (and makes --smoke exit
+// non-zero).
 //
-//   normkit_bench [--smoke] [--sizes=4,256] [--impls=normkit,torch,...] [Google Benchmark flags]
+//   normkit_bench [--smoke] [--sizes=4,256] [--impls=normkit,torch,...] [--passes=forward,backward]
+//                 [Google Benchmark flags]
 //   --smoke:  tiny shapes (64 KiB) and --benchmark_min_time=0.001, for the CTest smoke test
 //   --sizes:  tensor sizes in MiB (default 4,256)
 //   --impls:  register only these (normkit normkit_mt eigen_naive onednn torch floor_scale
-//             floor_memcpy floor_scale_mt bound_two_pass bound_exp); bench/run.sh times the _mt
-//             impls unpinned (2 threads), the rest on one core
+//             floor_memcpy floor_scale_mt bound_two_pass bound_exp floor_axpby); bench/run.sh
+//             times the _mt impls unpinned (2 threads), the rest on one core. eigen_naive has no
+//             backward; floor_axpby is the backward's floor, the other floors and bounds the forward's
+//   --passes: forward, backward or both (default)
 //
 // EIGEN_USE_THREADS comes from CMake: it must precede every Tensor include.
 #include <benchmark/benchmark.h>
@@ -23,6 +30,7 @@
 
 #include "bench_ops.hpp"
 #include "reference.hpp"
+#include "reference_backward.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -96,11 +104,22 @@ decltype(auto) with_views(const Shape& s, const T* x, T* y, Fn&& fn) {
   return fn(InMap<T, Eigen::RowMajor>(x, s.d0, s.d1), OutMap<T, Eigen::RowMajor>(y, s.d0, s.d1));
 }
 
+// Calls fn(saved_map, dy_map, dx_map) with maps of the shape's layout.
+template <class T, class Fn>
+decltype(auto) with_views(const Shape& s, const T* saved, const T* dy, T* dx, Fn&& fn) {
+  if (s.layout == Layout::colmajor_last)
+    return fn(InMap<T, Eigen::ColMajor>(saved, s.d0, s.d1), InMap<T, Eigen::ColMajor>(dy, s.d0, s.d1),
+              OutMap<T, Eigen::ColMajor>(dx, s.d0, s.d1));
+  return fn(InMap<T, Eigen::RowMajor>(saved, s.d0, s.d1), InMap<T, Eigen::RowMajor>(dy, s.d0, s.d1),
+            OutMap<T, Eigen::RowMajor>(dx, s.d0, s.d1));
+}
+
 // ------------------------------------------------------------------ implementations
 
 // The floors are the loops every ratio is taken against; the bounds (also op
 // "floor") time the least work some normalizations cannot avoid, to say how
-// close to the floor they can get at all.
+// close to the floor they can get at all. floor_axpby is the backward's floor:
+// a backward reads two tensors (x or y, and dy) and writes one (dx).
 enum class Impl {
   normkit,
   normkit_mt,
@@ -111,25 +130,35 @@ enum class Impl {
   floor_memcpy,
   floor_scale_mt,
   bound_two_pass,
-  bound_exp
+  bound_exp,
+  floor_axpby
 };
-constexpr const char* kImplNames[] = {"normkit",     "normkit_mt",   "eigen_naive",    "onednn",         "torch",
-                                      "floor_scale", "floor_memcpy", "floor_scale_mt", "bound_two_pass", "bound_exp"};
+constexpr const char* kImplNames[] = {"normkit",        "normkit_mt", "eigen_naive", "onednn",
+                                      "torch",          "floor_scale", "floor_memcpy", "floor_scale_mt",
+                                      "bound_two_pass", "bound_exp",  "floor_axpby"};
 constexpr Impl kOpImpls[] = {Impl::normkit, Impl::normkit_mt, Impl::eigen_naive, Impl::onednn, Impl::torch};
 constexpr Impl kFloors[] = {Impl::floor_scale, Impl::floor_memcpy, Impl::floor_scale_mt, Impl::bound_two_pass,
-                            Impl::bound_exp};
+                            Impl::bound_exp, Impl::floor_axpby};
 // Impls that run on the thread pool.
 constexpr bool threaded(Impl impl) { return impl == Impl::normkit_mt || impl == Impl::floor_scale_mt; }
+// The pass a floor is the floor of.
+constexpr Pass floor_pass(Impl impl) { return impl == Impl::floor_axpby ? Pass::backward : Pass::forward; }
 
 // What the impls need to know about one problem; gamma/beta are nullptr when the op has none.
+// Backward: x is what the backward reads (x, or the forward's output where
+// backward_from_output), y receives dx, dgamma/dbeta are nullptr when the op has none.
 template <class T>
 struct Problem {
   Op op;
+  Pass pass;
   Shape shape;
   const T* x;
   T* y;
   const T* gamma;
   const T* beta;
+  const T* dy = nullptr;
+  T* dgamma = nullptr;
+  T* dbeta = nullptr;
 };
 
 // Calls fn(functor) with the normkit functor of op, configured like the reference.
@@ -142,7 +171,8 @@ decltype(auto) with_functor(Op op, Fn&& fn) {
     case Op::max_norm: return fn(normkit::MaxNorm<T>{});
     case Op::min_max: return fn(normkit::MinMax<T>{});
     case Op::z_score: return fn(normkit::ZScore<T>{});
-    case Op::layer_norm: return fn(normkit::LayerNorm<T>{T(kLayerNormEps)});
+    case Op::layer_norm:
+    case Op::layer_norm_noaffine: return fn(normkit::LayerNorm<T>{T(kLayerNormEps)});
     case Op::rms_norm: return fn(normkit::RMSNorm<T>{T(kRmsNormEps)});
     case Op::softmax: return fn(normkit::Softmax<T>{});
     case Op::log_softmax: return fn(normkit::LogSoftmax<T>{});
@@ -158,15 +188,40 @@ Runner normkit_runner(const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
       using F = decltype(f);
       const int axis = p.shape.axis;
       if constexpr (normkit::accepts_affine_v<F>) {
-        const Index len = p.shape.geo.len;
-        const Eigen::TensorMap<const Eigen::Tensor<T, 1>> g(p.gamma, len), b(p.beta ? p.beta : p.gamma, len);
-        const normkit::Affine<T> w = p.beta ? normkit::affine(g, b) : normkit::affine(g);
-        if (dev) return [=]() mutable { f(x, axis, w, y, *dev); };
-        return [=]() mutable { f(x, axis, w, y); };
-      } else {
-        if (dev) return [=]() mutable { f(x, axis, y, *dev); };
-        return [=]() mutable { f(x, axis, y); };
+        if (p.gamma) {
+          const Index len = p.shape.geo.len;
+          const Eigen::TensorMap<const Eigen::Tensor<T, 1>> g(p.gamma, len), b(p.beta ? p.beta : p.gamma, len);
+          const normkit::Affine<T> w = p.beta ? normkit::affine(g, b) : normkit::affine(g);
+          if (dev) return [=]() mutable { f(x, axis, w, y, *dev); };
+          return [=]() mutable { f(x, axis, w, y); };
+        }
       }
+      if (dev) return [=]() mutable { f(x, axis, y, *dev); };
+      return [=]() mutable { f(x, axis, y); };
+    });
+  });
+}
+
+// normkit's backward into the preallocated dx (and dgamma / dbeta).
+template <class T>
+Runner normkit_backward_runner(const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
+  return with_views(p.shape, p.x, p.dy, p.y, [&](auto saved, auto dy, auto dx) {
+    return with_functor<T>(p.op, [&](auto f) -> Runner {
+      using F = decltype(f);
+      const int axis = p.shape.axis;
+      if constexpr (normkit::accepts_affine_v<F>) {
+        if (p.gamma) {
+          const Index len = p.shape.geo.len;
+          const Eigen::TensorMap<const Eigen::Tensor<T, 1>> g(p.gamma, len), b(p.beta ? p.beta : p.gamma, len);
+          const normkit::Affine<T> w = p.beta ? normkit::affine(g, b) : normkit::affine(g);
+          const Eigen::TensorMap<Eigen::Tensor<T, 1>> dg(p.dgamma, len), db(p.dbeta ? p.dbeta : p.dgamma, len);
+          const normkit::AffineGrads<T> grads = p.dbeta ? normkit::affine_grads(dg, db) : normkit::affine_grads(dg);
+          if (dev) return [=]() mutable { f.backward(saved, dy, axis, w, dx, grads, *dev); };
+          return [=]() mutable { f.backward(saved, dy, axis, w, dx, grads); };
+        }
+      }
+      if (dev) return [=]() mutable { f.backward(saved, dy, axis, dx, *dev); };
+      return [=]() mutable { f.backward(saved, dy, axis, dx); };
     });
   });
 }
@@ -217,11 +272,14 @@ void eigen_naive(Op op, int axis, const X& x, Y& y, const T* gamma, const T* bet
       return;
     }
     case Op::z_score:
-    case Op::layer_norm: {
+    case Op::layer_norm:
+    case Op::layer_norm_noaffine: {
       const Stat mean = x.mean(red);
       const Stat var = (x - per_slice(mean)).square().mean(red);
       if (op == Op::z_score) {
         y = (x - per_slice(mean)) / per_slice(var.sqrt());
+      } else if (op == Op::layer_norm_noaffine) {
+        y = (x - per_slice(mean)) * per_slice((var + T(kLayerNormEps)).rsqrt());
       } else {
         y = (x - per_slice(mean)) * per_slice((var + T(kLayerNormEps)).rsqrt()) * per_position(gamma) +
             per_position(beta);
@@ -250,40 +308,10 @@ const Eigen::ThreadPoolDevice& pool_device() {
   return device;
 }
 
+// The floors and bounds (no op): y from x, floor_axpby y from x and z.
 template <class T>
-PeerProblem peer_problem(const Problem<T>& p) {
-  return {p.op, std::is_same<T, double>::value, p.shape.geo, p.x, p.y, p.gamma, p.beta};
-}
-
-template <class R>
-Runner shared_runner(std::unique_ptr<R> r) {
-  std::shared_ptr<R> s(std::move(r));
-  return [s] { s->run(); };
-}
-
-// Builds the timed callable; `dev` is only used by the threaded impls.
-template <class T>
-Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
-  const Index n = p.shape.size();
-  const T* x = p.x;
-  T* y = p.y;
+Runner make_floor(Impl impl, Index n, const T* x, T* y, const T* z, const Eigen::ThreadPoolDevice* dev) {
   switch (impl) {
-    case Impl::normkit: return normkit_runner(p, nullptr);
-    case Impl::normkit_mt: return normkit_runner(p, dev);
-    case Impl::eigen_naive:
-      return with_views(p.shape, x, y, [&](auto xv, auto yv) -> Runner {
-        return [=]() mutable { eigen_naive(p.op, p.shape.axis, xv, yv, p.gamma, p.beta); };
-      });
-    case Impl::onednn:
-#ifdef NORMKIT_BENCH_HAVE_ONEDNN
-      if (onednn_supports(p.op, std::is_same<T, double>::value)) return shared_runner(make_onednn(peer_problem(p)));
-#endif
-      return nullptr;
-    case Impl::torch:
-#ifdef NORMKIT_BENCH_HAVE_TORCH
-      if (torch_supports(p.op, std::is_same<T, double>::value)) return shared_runner(make_torch(peer_problem(p)));
-#endif
-      return nullptr;
     case Impl::floor_scale:  // the cheapest map that reads x and writes y
       return [=] {
         const T c = T(0.5);
@@ -324,24 +352,92 @@ Runner make_runner(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice
           for (Index i = first * per, end = std::min(n, last * per); i < end; ++i) y[i] = c * x[i];
         });
       };
+    case Impl::floor_axpby:  // the cheapest map that reads two tensors and writes one: y = a*x + b*z
+      return [=] {
+        const T a = T(0.5), b = T(0.25);
+        for (Index i = 0; i < n; ++i) y[i] = a * x[i] + b * z[i];
+      };
+    default:
+      break;
   }
   return nullptr;
 }
 
-// Whether impl has an implementation of op for T (without building it).
 template <class T>
-bool available(Impl impl, [[maybe_unused]] Op op) {
+PeerProblem peer_problem(const Problem<T>& p) {
+  return {p.op, p.pass, std::is_same<T, double>::value, p.shape.geo, p.x, p.y, p.gamma, p.beta, p.dy, p.dgamma,
+          p.dbeta};
+}
+
+// The timed callable, and what the reference check runs: the timed callable,
+// then (peers) the untimed copy of results the library allocated itself.
+struct Runners {
+  Runner timed, checked;
+};
+
+template <class R>
+Runners shared_runner(std::unique_ptr<R> r) {
+  std::shared_ptr<R> s(std::move(r));
+  return {[s] { s->run(); }, [s] {
+            s->run();
+            s->publish();
+          }};
+}
+
+// Builds the callables of impl for p; `dev` is only used by the threaded impls.
+template <class T>
+Runners make_runners(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
+  const Index n = p.shape.size();
+  const T* x = p.x;
+  T* y = p.y;
+  const bool backward = p.pass == Pass::backward;
   [[maybe_unused]] const bool is_double = std::is_same<T, double>::value;
+  Runner run;
   switch (impl) {
+    case Impl::normkit:
+      run = backward ? normkit_backward_runner(p, nullptr) : normkit_runner(p, nullptr);
+      break;
+    case Impl::normkit_mt:
+      run = backward ? normkit_backward_runner(p, dev) : normkit_runner(p, dev);
+      break;
+    case Impl::eigen_naive:
+      if (backward) break;
+      run = with_views(p.shape, x, y, [&](auto xv, auto yv) -> Runner {
+        return [=]() mutable { eigen_naive(p.op, p.shape.axis, xv, yv, p.gamma, p.beta); };
+      });
+      break;
     case Impl::onednn:
 #ifdef NORMKIT_BENCH_HAVE_ONEDNN
-      return onednn_supports(op, is_double);
+      if (onednn_supports(p.op, is_double, p.pass)) return shared_runner(make_onednn(peer_problem(p)));
+#endif
+      break;
+    case Impl::torch:
+#ifdef NORMKIT_BENCH_HAVE_TORCH
+      if (torch_supports(p.op, is_double, p.pass)) return shared_runner(make_torch(peer_problem(p)));
+#endif
+      break;
+    default:
+      run = make_floor(impl, n, x, y, p.dy, dev);
+  }
+  return {run, run};
+}
+
+// Whether impl has an implementation of op's pass for T (without building it).
+template <class T>
+bool available(Impl impl, [[maybe_unused]] Op op, Pass pass) {
+  [[maybe_unused]] const bool is_double = std::is_same<T, double>::value;
+  switch (impl) {
+    case Impl::eigen_naive:
+      return pass == Pass::forward;
+    case Impl::onednn:
+#ifdef NORMKIT_BENCH_HAVE_ONEDNN
+      return onednn_supports(op, is_double, pass);
 #else
       return false;
 #endif
     case Impl::torch:
 #ifdef NORMKIT_BENCH_HAVE_TORCH
-      return torch_supports(op, is_double);
+      return torch_supports(op, is_double, pass);
 #else
       return false;
 #endif
@@ -352,26 +448,45 @@ bool available(Impl impl, [[maybe_unused]] Op op) {
 
 // ------------------------------------------------------------------ buffers
 
-// The x and y buffers of the current type and size, shared by every op, shape
-// and impl: one pair is alive at a time (2 x 256 MiB at most). x is refilled
-// only when the type, size or kind of data changes; benchmarks are registered
-// type > size > op so that happens twice per size.
+// The buffers of the current type and size, shared by every op, shape and impl:
+// x and y (which a backward's dx goes to), and for the backward dy and the
+// forward output the softmax family's backward reads (`saved`). One set is
+// alive at a time (4 x 256 MiB at most; the backward's two are allocated on
+// the first backward case). x is refilled only when the type, size or kind of
+// data changes; benchmarks are registered type > size > op so that happens
+// twice per size.
+template <class T>
+struct Buffers {
+  const T* x;
+  T* y;
+  const T* dy;  // backward only, else nullptr
+  T* saved;
+};
+
 class Arena {
  public:
   // fill: positive uniform (sum_to_one), normal(0, 1), or nullopt = any (floors).
   template <class T>
-  std::pair<const T*, T*> get(Index n, std::optional<bool> positive) {
+  Buffers<T> get(Index n, std::optional<bool> positive, bool backward) {
     const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(T) + 63) / 64 * 64;
     if (bytes > capacity_) {
-      x_.reset();
-      y_.reset();
+      for (auto* b : {&x_, &y_, &dy_, &saved_}) b->reset();
       x_.reset(allocate(bytes));
       y_.reset(allocate(bytes));
       capacity_ = bytes;
       tag_.clear();
+      dy_tag_.clear();
+      saved_tag_.clear();
+      ++epoch_;
+    }
+    if (backward && !dy_) {
+      dy_.reset(allocate(capacity_));
+      saved_.reset(allocate(capacity_));
+      ++epoch_;
     }
     const bool pos = positive.value_or(tag_.empty() ? false : tag_.back() == '+');
-    const std::string tag = std::string(typeid(T).name()) + std::to_string(n) + (pos ? '+' : 'N');
+    const std::string data = std::string(typeid(T).name()) + std::to_string(n);
+    const std::string tag = data + (pos ? '+' : 'N');
     T* x = static_cast<T*>(x_.get());
     if (tag != tag_) {
       Eigen::TensorMap<Eigen::Tensor<T, 1>> xm(x, n);
@@ -380,10 +495,28 @@ class Arena {
       tag_ = tag;
       ++generation_;
     }
-    return {x, static_cast<T*>(y_.get())};
+    T* dy = static_cast<T*>(dy_.get());
+    if (backward && data != dy_tag_) {
+      Eigen::TensorMap<Eigen::Tensor<T, 1>> dym(dy, n);
+      ref::fill_normal(dym, 44, 0.0, 1.0);
+      dy_tag_ = data;
+    }
+    return {x, static_cast<T*>(y_.get()), backward ? dy : nullptr, static_cast<T*>(saved_.get())};
   }
   // Changes whenever x gets new contents (keys the reference cache).
   unsigned generation() const { return generation_; }
+  // Changes whenever a buffer moves (runners bound to the old ones are stale).
+  unsigned epoch() const { return epoch_; }
+  // Makes `saved` hold what fill() writes there, unless it already holds what
+  // was filled under the same key (the same op and shape on the same x).
+  template <class Fill>
+  void ensure_saved(const std::string& key, Fill&& fill) {
+    const std::string tag = key + '/' + std::to_string(generation_) + '/' + std::to_string(epoch_);
+    if (tag == saved_tag_) return;
+    saved_tag_.clear();  // in case fill throws
+    fill();
+    saved_tag_ = tag;
+  }
 
  private:
   struct Free {
@@ -394,10 +527,10 @@ class Arena {
     if (!p) throw std::bad_alloc();
     return p;
   }
-  std::unique_ptr<void, Free> x_, y_;
+  std::unique_ptr<void, Free> x_, y_, dy_, saved_;
   std::size_t capacity_ = 0;
-  std::string tag_;
-  unsigned generation_ = 0;
+  std::string tag_, dy_tag_, saved_tag_;
+  unsigned generation_ = 0, epoch_ = 0;
 };
 
 Arena& arena() {
@@ -415,7 +548,8 @@ ref::Slice reference_slice(Op op, const ref::Slice& x, const ref::Slice* gamma, 
     case Op::max_norm: return ref::max_norm(x, 0);
     case Op::min_max: return ref::min_max(x, 0, 1);
     case Op::z_score: return ref::z_score(x, 0, 0, false);
-    case Op::layer_norm: return ref::layer_norm(x, kLayerNormEps, gamma, beta);
+    case Op::layer_norm:
+    case Op::layer_norm_noaffine: return ref::layer_norm(x, kLayerNormEps, gamma, beta);
     case Op::rms_norm: return ref::rms_norm(x, kRmsNormEps, gamma, beta);
     case Op::softmax: return ref::softmax(x, ref::MaskedSlice::nan);
     case Op::log_softmax: return ref::log_softmax(x, ref::MaskedSlice::nan);
@@ -482,6 +616,135 @@ std::string check(const Problem<T>& p, const Runner& run) {
          " slices: " + r.message;
 }
 
+// dx of one slice from what the backward reads (x, or y for the softmax
+// family) and dy, with the options with_functor gives normkit; for
+// layer_norm / rms_norm also the slice's dgamma (and dbeta) contributions.
+ref::AffineBackward reference_backward_slice(Op op, const ref::Slice& saved, const ref::Slice& dy,
+                                             const ref::Slice* gamma) {
+  switch (op) {
+    case Op::sum_to_one: return {ref::sum_to_one_backward(saved, dy, 0, ref::Degenerate::uniform, false), {}, {}};
+    case Op::l1: return {ref::l1_backward(saved, dy, kNormEps), {}, {}};
+    case Op::l2: return {ref::l2_backward(saved, dy, kNormEps, false), {}, {}};
+    case Op::max_norm: return {ref::max_norm_backward(saved, dy, 0), {}, {}};
+    case Op::min_max: return {ref::min_max_backward(saved, dy, 0, 1), {}, {}};
+    case Op::z_score: return {ref::z_score_backward(saved, dy, 0, 0, false), {}, {}};
+    case Op::layer_norm: return ref::layer_norm_backward_affine(saved, dy, kLayerNormEps, gamma);
+    case Op::layer_norm_noaffine: return {ref::layer_norm_backward(saved, dy, kLayerNormEps), {}, {}};
+    case Op::rms_norm: {
+      ref::AffineBackward r = ref::rms_norm_backward_affine(saved, dy, kRmsNormEps, gamma);
+      r.dbeta.clear();  // no beta
+      return r;
+    }
+    case Op::softmax: return {ref::softmax_backward(saved, dy), {}, {}};
+    case Op::log_softmax: return {ref::log_softmax_backward(saved, dy), {}, {}};
+  }
+  throw std::logic_error("reference_backward_slice: unknown op");
+}
+
+struct BackwardExpected {
+  Eigen::Tensor<long double, 1> dx;             // the sampled slices, concatenated
+  Eigen::Tensor<long double, 1> dgamma, dbeta;  // summed over every slice; empty when the op has none
+  // max over positions k of sqrt(sum over slices of contribution_k^2): the
+  // scale of the rounding error of summing the contributions in T
+  long double dgamma_spread = 0, dbeta_spread = 0;
+};
+
+// The expected backward of the sampled slices (dgamma / dbeta: of every slice,
+// so at sizes above 4 MiB the reference runs over the whole tensor for
+// layer_norm and rms_norm). One entry is cached, as for the forward.
+template <class T>
+const BackwardExpected& expected_backward(const Problem<T>& p, const std::vector<Index>& sample) {
+  static std::string key;
+  static BackwardExpected e;
+  std::ostringstream k;
+  k << static_cast<int>(p.op) << '/' << typeid(T).name() << '/' << static_cast<int>(p.shape.layout) << '/'
+    << p.shape.d0 << 'x' << p.shape.d1 << '/' << arena().generation();
+  if (k.str() == key) return e;
+  key.clear();
+  const Geometry& g = p.shape.geo;
+  const std::size_t len = static_cast<std::size_t>(g.len);
+  std::optional<ref::Slice> gamma;
+  if (p.gamma) gamma = gather(p.gamma, {1, g.len, 0, 1}, 0);
+  const bool grads = p.dgamma != nullptr;
+  e = BackwardExpected{};
+  e.dx.resize(static_cast<Index>(sample.size()) * g.len);
+  std::vector<long double> dgamma(grads ? len : 0), dbeta(grads ? len : 0), sq_gamma(dgamma), sq_beta(dbeta);
+  bool has_dbeta = false;
+  std::size_t next = 0;
+  Index at = 0;
+  for (Index s = 0; s < g.slices; ++s) {
+    const bool sampled = next < sample.size() && sample[next] == s;
+    if (!sampled && !grads) continue;
+    if (sampled) ++next;
+    const ref::AffineBackward r =
+        reference_backward_slice(p.op, gather(p.x, g, s), gather(p.dy, g, s), gamma ? &*gamma : nullptr);
+    if (sampled)
+      for (long double v : r.dx) e.dx(at++) = v;
+    if (!grads) continue;
+    for (std::size_t i = 0; i < len; ++i) {
+      dgamma[i] += r.dgamma[i], sq_gamma[i] += r.dgamma[i] * r.dgamma[i];
+      if (!r.dbeta.empty()) dbeta[i] += r.dbeta[i], sq_beta[i] += r.dbeta[i] * r.dbeta[i], has_dbeta = true;
+    }
+  }
+  const auto to_tensor = [](const std::vector<long double>& v, Eigen::Tensor<long double, 1>& t) {
+    t.resize(static_cast<Index>(v.size()));
+    std::copy(v.begin(), v.end(), t.data());
+  };
+  to_tensor(dgamma, e.dgamma);
+  if (has_dbeta) to_tensor(dbeta, e.dbeta);
+  for (std::size_t i = 0; i < sq_gamma.size(); ++i) {
+    e.dgamma_spread = std::max(e.dgamma_spread, std::sqrt(sq_gamma[i]));
+    e.dbeta_spread = std::max(e.dbeta_spread, std::sqrt(sq_beta[i]));
+  }
+  key = k.str();
+  return e;
+}
+
+// Runs `run` once on a NaN-poisoned dx (dgamma, dbeta) and compares dx over
+// the sampled slices, and dgamma / dbeta, with the reference; returns an error
+// message, empty when everything matches. dx takes the forward's relative
+// tolerance, with the absolute one relative to the rms of the expected dx (the
+// softmax family's and sum_to_one's dx scale as 1 / len). dgamma / dbeta are
+// sums over every slice: the absolute tolerance allows 4 eps sqrt(slices)
+// times their spread (what summing them in T in any order rounds to).
+template <class T>
+std::string check_backward(const Problem<T>& p, const Runner& run) {
+  const Geometry& g = p.shape.geo;
+  constexpr T nan = std::numeric_limits<T>::quiet_NaN();
+  std::fill_n(p.y, p.shape.size(), nan);
+  if (p.dgamma) std::fill_n(p.dgamma, g.len, nan);
+  if (p.dbeta) std::fill_n(p.dbeta, g.len, nan);
+  run();
+  const std::vector<Index> sample = sample_slices(p.shape, static_cast<std::size_t>(p.shape.size()) * sizeof(T));
+  Eigen::Tensor<T, 1> actual(static_cast<Index>(sample.size()) * g.len);
+  Index at = 0;
+  for (Index s : sample)
+    for (Index i = 0; i < g.len; ++i) actual(at++) = p.y[s * g.slice_stride + i * g.step];
+  const BackwardExpected& e = expected_backward(p, sample);
+  const bool is_float = std::is_same<T, float>::value;
+  const long double rel = is_float ? 1e-4L : 1e-10L;
+  long double sq = 0;
+  for (Index i = 0; i < e.dx.size(); ++i) sq += std::isfinite(e.dx(i)) ? e.dx(i) * e.dx(i) : 0;
+  const long double rms = e.dx.size() ? std::sqrt(sq / static_cast<long double>(e.dx.size())) : 0;
+  std::string error;
+  const ref::CompareResult r = ref::compare(actual, e.dx, rel, (is_float ? 1e-5L : 1e-10L) * rms);
+  if (!r.ok)
+    error = "dx: reference mismatch over " + std::to_string(sample.size()) + " of " + std::to_string(g.slices) +
+            " slices: " + r.message;
+  const long double sum_tol = 4 * static_cast<long double>(std::numeric_limits<T>::epsilon()) *
+                              std::sqrt(static_cast<long double>(g.slices));
+  const auto check_sum = [&](const char* what, const T* got, const Eigen::Tensor<long double, 1>& want,
+                             long double spread) {
+    if (!got || !error.empty()) return;
+    const Eigen::TensorMap<const Eigen::Tensor<T, 1>> a(got, g.len);
+    const ref::CompareResult c = ref::compare(Eigen::Tensor<T, 1>(a), want, rel, sum_tol * spread);
+    if (!c.ok) error = std::string(what) + ": reference mismatch: " + c.message;
+  };
+  check_sum("dgamma", p.dgamma, e.dgamma, e.dgamma_spread);
+  check_sum("dbeta", p.dbeta, e.dbeta, e.dbeta_spread);
+  return error;
+}
+
 // ------------------------------------------------------------------ benchmarks
 
 std::atomic<int> g_failed_cases{0};
@@ -490,13 +753,14 @@ template <class T>
 struct Case {
   Impl impl;
   std::optional<Op> op;  // none for the floors
+  Pass pass;             // the floors': floor_pass(impl)
   Shape shape;
   double mib;            // nominal size
-  Runner run{};          // bound to `bound_x`; rebuilt (and rechecked) if the buffers move
-  const T* bound_x = nullptr;
+  Runner run{};          // bound to the buffers of `bound_epoch`; rebuilt (and rechecked) if they move
+  unsigned bound_epoch = 0;
   std::string error{};
   bool counted = false;
-  std::vector<T> gamma{}, beta{};
+  std::vector<T> gamma{}, beta{}, dgamma{}, dbeta{};
 };
 
 template <class T>
@@ -508,21 +772,41 @@ void run_case(benchmark::State& state, Case<T>& c) {
   state.counters["mib"] = c.mib;
   state.counters["strided"] = static_cast<double>(c.shape.layout);
   state.counters["threads"] = threaded(c.impl) ? kThreads : 1;
+  const bool backward = c.pass == Pass::backward;
   try {
-    const auto [x, y] = arena().get<T>(n, info ? std::optional<bool>(info->positive_data) : std::nullopt);
-    if (!c.run || c.bound_x != x) {
+    const Buffers<T> b =
+        arena().get<T>(n, info ? std::optional<bool>(info->positive_data) : std::nullopt, backward);
+    const T* in = b.x;
+    if (backward && c.op && backward_from_output(*c.op)) {  // its backward reads y: normkit's forward output
+      std::ostringstream key;
+      key << info->name << '/' << typeid(T).name() << '/' << static_cast<int>(c.shape.layout) << '/' << c.shape.d0
+          << 'x' << c.shape.d1;
+      arena().ensure_saved(key.str(), [&] {
+        normkit_runner(Problem<T>{*c.op, Pass::forward, c.shape, b.x, b.saved, nullptr, nullptr}, nullptr)();
+      });
+      in = b.saved;
+    }
+    if (!c.run || c.bound_epoch != arena().epoch()) {
+      const std::size_t len = static_cast<std::size_t>(c.shape.geo.len);
       if (info && info->gamma && c.gamma.empty()) {  // deterministic per-position weights
-        c.gamma.resize(static_cast<std::size_t>(c.shape.geo.len));
-        c.beta.resize(info->beta ? c.gamma.size() : 0);
-        Eigen::TensorMap<Eigen::Tensor<T, 1>> g(c.gamma.data(), c.shape.geo.len), b(c.beta.data(), c.beta.size());
+        c.gamma.resize(len);
+        c.beta.resize(info->beta ? len : 0);
+        Eigen::TensorMap<Eigen::Tensor<T, 1>> g(c.gamma.data(), c.shape.geo.len), bt(c.beta.data(), c.beta.size());
         ref::fill_uniform(g, 7, 0.5, 1.5);
-        ref::fill_normal(b, 8, 0.0, 0.5);
+        ref::fill_normal(bt, 8, 0.0, 0.5);
+        if (backward) {
+          c.dgamma.resize(len);
+          c.dbeta.resize(c.beta.size());
+        }
       }
-      const Problem<T> p{c.op.value_or(Op::sum_to_one), c.shape, x, y, c.gamma.empty() ? nullptr : c.gamma.data(),
-                         c.beta.empty() ? nullptr : c.beta.data()};
-      c.run = make_runner(c.impl, p, threaded(c.impl) ? &pool_device() : nullptr);
-      c.bound_x = x;
-      c.error = c.op ? check(p, c.run) : std::string();
+      const auto data_or_null = [](auto& v) { return v.empty() ? nullptr : v.data(); };
+      const Problem<T> p{c.op.value_or(Op::sum_to_one), c.pass, c.shape, in, b.y, data_or_null(c.gamma),
+                         data_or_null(c.beta), b.dy, data_or_null(c.dgamma), data_or_null(c.dbeta)};
+      const Runners r = make_runners(c.impl, p, threaded(c.impl) ? &pool_device() : nullptr);
+      if (!r.timed) throw std::logic_error("no implementation");
+      c.run = r.timed;
+      c.bound_epoch = arena().epoch();
+      c.error = !c.op ? std::string() : backward ? check_backward(p, r.checked) : check(p, r.checked);
     }
   } catch (const std::exception& e) {
     c.error = std::string("exception: ") + e.what();
@@ -536,14 +820,16 @@ void run_case(benchmark::State& state, Case<T>& c) {
     c.run();
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(state.iterations() * 2 * n * static_cast<std::int64_t>(sizeof(T)));
+  // Forward: x read, y written; backward: x (or y) and dy read, dx written.
+  state.SetBytesProcessed(state.iterations() * (backward ? 3 : 2) * n * static_cast<std::int64_t>(sizeof(T)));
 }
 
 template <class T>
 void register_case(const char* type, Case<T> c) {
   std::ostringstream name;
-  name << (c.op ? kOps[static_cast<int>(*c.op)].name : "floor") << '/' << kImplNames[static_cast<int>(c.impl)] << '/'
-       << type << '/' << kLayoutNames[static_cast<int>(c.shape.layout)] << "/cols:" << c.shape.cols << "/MiB:" << c.mib;
+  name << (c.op ? kOps[static_cast<int>(*c.op)].name : "floor") << (c.op ? kPassSuffix[static_cast<int>(c.pass)] : "")
+       << '/' << kImplNames[static_cast<int>(c.impl)] << '/' << type << '/'
+       << kLayoutNames[static_cast<int>(c.shape.layout)] << "/cols:" << c.shape.cols << "/MiB:" << c.mib;
   auto shared = std::make_shared<Case<T>>(std::move(c));
   benchmark::RegisterBenchmark(name.str().c_str(), [shared](benchmark::State& s) { run_case(s, *shared); })
       ->UseRealTime()  // the threaded impls work on pool threads too
@@ -555,10 +841,11 @@ const std::pair<Layout, Index> kShapes[] = {
     {Layout::rowmajor, 32768},     {Layout::rowmajor_axis0, 768}, {Layout::colmajor_last, 768},
 };
 
-// Registration order = run order: type > size > (floors, then op) > shape > impl.
+// Registration order = run order: type > size > (floors, then op) > pass > shape > impl.
 struct Selection {
   std::vector<std::size_t> sizes_kib;
-  std::vector<bool> impls;  // by Impl
+  std::vector<bool> impls;   // by Impl
+  std::vector<bool> passes;  // by Pass
 };
 
 template <class T>
@@ -569,13 +856,16 @@ void register_type(const char* type, const Selection& sel) {
     const double mib = static_cast<double>(kib) / 1024;
     for (const auto& [layout, cols] : kShapes)
       for (Impl impl : kFloors)
-        if (selected(impl)) register_case<T>(type, {impl, std::nullopt, make_shape(layout, cols, elements), mib});
+        if (selected(impl) && sel.passes[static_cast<std::size_t>(floor_pass(impl))])
+          register_case<T>(type, {impl, std::nullopt, floor_pass(impl), make_shape(layout, cols, elements), mib});
     for (const OpInfo& op : kOps)
-      for (const auto& [layout, cols] : kShapes) {
-        const Shape shape = make_shape(layout, cols, elements);
-        for (Impl impl : kOpImpls) {
-          if (!selected(impl)) continue;
-          if (available<T>(impl, op.op)) register_case<T>(type, {impl, op.op, shape, mib});
+      for (const Pass pass : {Pass::forward, Pass::backward}) {
+        if (!sel.passes[static_cast<std::size_t>(pass)] || (pass == Pass::forward && !op.forward)) continue;
+        for (const auto& [layout, cols] : kShapes) {
+          const Shape shape = make_shape(layout, cols, elements);
+          for (Impl impl : kOpImpls)
+            if (selected(impl) && available<T>(impl, op.op, pass))
+              register_case<T>(type, {impl, op.op, pass, shape, mib});
         }
       }
   }
@@ -609,7 +899,16 @@ int main(int argc, char** argv) {
   const bool smoke = bench::take_arg(argc, argv, "--smoke").has_value();
   const auto sizes = bench::take_arg(argc, argv, "--sizes=");
   const auto impls = bench::take_arg(argc, argv, "--impls=");
+  const auto passes = bench::take_arg(argc, argv, "--passes=");
   bench::Selection sel;
+  sel.passes.assign(std::size(bench::kPassSuffix), !passes);
+  for (const std::string& name : bench::split(passes.value_or(""))) {
+    if (name != "forward" && name != "backward") {
+      std::fprintf(stderr, "--passes: unknown pass '%s' (forward, backward)\n", name.c_str());
+      return 1;
+    }
+    sel.passes[static_cast<std::size_t>(name == "forward" ? bench::Pass::forward : bench::Pass::backward)] = true;
+  }
   for (const std::string& mib : bench::split(sizes.value_or(smoke ? "0.0625" : "4,256")))
     sel.sizes_kib.push_back(static_cast<std::size_t>(std::stod(mib) * 1024));
   sel.impls.assign(std::size(bench::kImplNames), !impls);

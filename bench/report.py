@@ -11,6 +11,11 @@ Every ratio is taken against the floor of the same file (run), shape, type and
 size, because the machine is shared and absolute numbers drift between runs.
 
 Outputs (in the -o directory): report.md, and ratios_<MiB>MiB.png per size.
+
+Backward benchmarks (op `<op>_backward`) are kept out of the forward tables and
+plots; they get their own section, against their own floor `floor_axpby`
+(y = a*x + b*z: two tensors read, one written, as a backward reads x or y and dy
+and writes dx).
 """
 
 import argparse
@@ -33,6 +38,11 @@ OPS = ["sum_to_one", "l1", "l2", "max_norm", "min_max", "z_score", "layer_norm",
 IMPLS = ["normkit", "normkit_mt", "eigen_naive", "onednn", "torch"]
 FLOORS = ["floor_scale", "floor_memcpy"]
 TYPES = ["float", "double"]
+BACKWARD = "_backward"  # op-name suffix of the backward benchmarks
+BWD_OPS = OPS + ["layer_norm_noaffine"]  # LayerNorm without gamma/beta: timed backward only
+BWD_IMPLS = ["normkit", "normkit_mt", "onednn", "torch"]
+BWD_PEERS = ["onednn", "torch"]
+BWD_FLOOR = "floor_axpby"
 
 NAME = re.compile(r"^(?P<op>[^/]+)/(?P<impl>[^/]+)/(?P<type>[^/]+)/(?P<layout>[^/]+)"
                   r"/cols:(?P<cols>\d+)/MiB:(?P<mib>[\d.]+)")
@@ -93,7 +103,15 @@ def table(header, rows):
     return "\n".join(lines)
 
 
+def is_backward(key):
+    """Whether a results key (run, impl, op, ...) belongs to the backward section."""
+    return key[2].endswith(BACKWARD) or key[1] == BWD_FLOOR
+
+
 def report(results, errors, contexts, plots):
+    """results: every benchmark; the forward tables see only the forward ones."""
+    backward = backward_section(results)
+    results = {k: v for k, v in results.items() if not is_backward(k)}
     r_scale, r_memcpy = ratios(results, "floor_scale"), ratios(results, "floor_memcpy")
     gbs = best(results)
     sizes = sorted({k[4] for k in results})
@@ -160,6 +178,7 @@ def report(results, errors, contexts, plots):
 
     out += threads_section(r_scale, sizes)
     out += bounds_section(r_scale, sizes)
+    out += backward
 
     if plots:
         out.append("## Plots")
@@ -222,6 +241,90 @@ def bounds_section(r_scale, sizes):
             table(["bound"] + [f"{typ} {fmt_mib(mib)} MiB" for typ, mib in cols], rows), ""]
 
 
+def backward_section(results):
+    """The backward benchmarks: per size and type, normkit's GB/s and ratio to floor_axpby per
+    op and shape, normkit's throughput over each peer's (same run), and a summary of every
+    impl's geometric-mean ratio to floor_axpby."""
+    results = {k: v for k, v in results.items() if is_backward(k)}
+    if not any(k[2].endswith(BACKWARD) for k in results):
+        return []
+    r_floor = ratios(results, BWD_FLOOR)
+    gbs = best(results)
+    sizes = sorted({k[4] for k in results})
+    out = ["## Backward passes", "",
+           "dx from x (softmax, log_softmax: from the forward's output y) and dy, plus dgamma and dbeta "
+           "for layer_norm (dgamma for rms_norm); `layer_norm_noaffine` is LayerNorm without gamma and "
+           "beta. Throughput counts two reads and one write of the tensor (3 x its bytes) per call. "
+           f"Ratios are against `{BWD_FLOOR}` (y = a*x + b*z, a plain loop reading two tensors and writing "
+           "one) of the same run, shape, type and size. The peers' layer-norm backwards read the mean and "
+           "rstd (variance) a training forward saved; normkit recomputes its statistics from x. torch's "
+           "layer norm and autograd backwards allocate their results; oneDNN and torch's softmax "
+           "backwards write into dx.", ""]
+    for mib in sizes:
+        for typ in TYPES:
+            rows = []
+            for op in BWD_OPS:
+                cells = []
+                for layout, cols in SHAPES:
+                    key = ("normkit", op + BACKWARD, typ, mib, layout, cols)
+                    if key in gbs:
+                        ratio = r_floor.get(key)
+                        cells.append(f"{gbs[key] / 1e9:.1f} ({ratio:.2f})" if ratio else f"{gbs[key] / 1e9:.1f}")
+                    else:
+                        cells.append("")
+                if any(cells):
+                    rows.append([op] + cells)
+            if not rows:
+                continue
+            floor_cells = []
+            for layout, cols in SHAPES:
+                v = gbs.get((BWD_FLOOR, "floor", typ, mib, layout, cols))
+                floor_cells.append(f"{v / 1e9:.1f}" if v else "")
+            out.append(f"### normkit backward, {typ}, {fmt_mib(mib)} MiB: GB/s (ratio to {BWD_FLOOR})")
+            out.append("")
+            out.append(table(["op"] + SHAPE_LABELS, rows + [[f"*{BWD_FLOOR} GB/s*"] + floor_cells]))
+            out.append("")
+
+            rows = []
+            for op in BWD_OPS:
+                for peer in BWD_PEERS:
+                    cells = []
+                    for layout, cols in SHAPES:
+                        case = (op + BACKWARD, typ, mib, layout, cols)
+                        vals = [bps / results[(k[0], peer) + case] for k, bps in results.items()
+                                if k[1] == "normkit" and k[2:] == case and (k[0], peer) + case in results]
+                        cells.append(f"{vals[0]:.2f}" if vals else "")
+                    if any(cells):
+                        rows.append([f"{op} vs {peer}"] + cells)
+            if rows:
+                out.append(f"### normkit backward vs the peers, {typ}, {fmt_mib(mib)} MiB: "
+                           "normkit's throughput over the peer's (above 1: normkit faster)")
+                out.append("")
+                out.append(table(["op vs peer"] + SHAPE_LABELS, rows))
+                out.append("")
+
+    for mib in sizes:
+        impls = [i for i in BWD_IMPLS if any(k[0] == i and k[3] == mib for k in r_floor)]
+        if not impls:
+            continue
+        rows = []
+        for op in BWD_OPS + ["all ops"]:
+            cells = []
+            for impl in impls:
+                vals = [v for k, v in r_floor.items() if k[0] == impl and k[3] == mib
+                        and (op == "all ops" or k[1] == op + BACKWARD)]
+                g = geomean(vals)
+                cells.append(f"{g:.2f} ({len(vals)})" if g else "")
+            if any(cells):
+                rows.append([op if op != "all ops" else "**all ops**"] + cells)
+        out.append(f"### Backward summary, {fmt_mib(mib)} MiB: geometric-mean ratio to {BWD_FLOOR} "
+                   "(number of shape x type cases)")
+        out.append("")
+        out.append(table(["op"] + impls, rows))
+        out.append("")
+    return out
+
+
 def plot(results, outdir):
     """One PNG per size: a subplot per op, ratio to floor_scale per shape, a line per impl
     (float solid, double dashed). Returns the file names."""
@@ -281,7 +384,8 @@ def main():
     if not results:
         sys.exit("report.py: no benchmark results in " + ", ".join(args.json))
     os.makedirs(args.outdir, exist_ok=True)
-    plots = [] if args.no_plots else plot(results, args.outdir)
+    forward = {k: v for k, v in results.items() if not is_backward(k)}
+    plots = [] if args.no_plots or not forward else plot(forward, args.outdir)
     md = report(results, errors, contexts, plots)
     with open(os.path.join(args.outdir, "report.md"), "w") as f:
         f.write(md + "\n")
