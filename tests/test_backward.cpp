@@ -1050,9 +1050,11 @@ TEMPLATE_TEST_CASE("backward guards: SumToOne degenerate slices", "[backward][gu
   using ref::Degenerate;
   const std::vector<Slice> rows{{1, -3, 2}, {kInf, 1, 2}, {0.25, 0.25, 0}, {1, 2, 3}};
   const std::vector<Slice> dys{{0.5, -1.5, 2}, {1, 2, 3}, {1, -1, 2}, {1, 2, -1}};
-  for (auto [nk, d] : {std::pair{normkit::Degenerate::uniform, Degenerate::uniform},
-                       std::pair{normkit::Degenerate::zeros, Degenerate::zeros},
-                       std::pair{normkit::Degenerate::nan, Degenerate::nan}}) {
+  for (const auto& modes : {std::pair{normkit::Degenerate::uniform, Degenerate::uniform},
+                            std::pair{normkit::Degenerate::zeros, Degenerate::zeros},
+                            std::pair{normkit::Degenerate::nan, Degenerate::nan}}) {
+    const normkit::Degenerate nk = modes.first;  // plain variables: clang 14 captures no structured binding
+    const Degenerate d = modes.second;
     INFO("degenerate " << static_cast<int>(d));
     const auto dx = rows_backward<T>(normkit::SumToOne<T>{T(0.5), nk}, rows, dys,
                                      plain([d](const Slice& s, const Slice& e, P p) {
