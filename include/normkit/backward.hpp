@@ -10,6 +10,7 @@
 // documented in docs/backward.md.
 #pragma once
 
+#include <array>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "affine.hpp"
 #include "axes.hpp"
 #include "detail/engine.hpp"
+#include "detail/saved_kernels.hpp"
 #include "detail/operands.hpp"
 #include "errors.hpp"
 #include "normalize.hpp"
@@ -65,10 +67,12 @@ void check_operands_match() {
   static_assert(Saved::row_major == Dy::row_major, "normkit: dy must have the layout / storage order of x");
 }
 
-template <class F, class X, class Dy, class Out, class Executor = Serial>
+// stats: a const normkit::Saved (saved.hpp) whose statistics replace the
+// forward's reduction, or null.
+template <class F, class X, class Dy, class Out, class Executor = Serial, class SavedT = void>
 void backward_checked(const F& f, const X& saved_, const Dy& dy_, const Axes& axes, Out&& out_,
                       const Affine<typename F::value_type>* w, const AffineGrads<typename F::value_type>* grads,
-                      const Executor& executor = {}) {
+                      const Executor& executor = {}, const SavedT* stats = nullptr) {
   using T = typename F::value_type;
   const char* saved_name = F::backward_from_output ? "y" : "x";
   with_addressable(saved_, [&](const auto& ss) {
@@ -88,6 +92,14 @@ void backward_checked(const F& f, const X& saved_, const Dy& dy_, const Axes& ax
       check_output<F>(saved, out);
       check_packed<F>(out, r, "dx");
       check_packed<F>(dy, r, "dy");
+      if constexpr (!std::is_void<SavedT>::value) {
+        static_assert(!F::backward_from_output,
+                      "normkit::backward: Softmax and LogSoftmax differentiate from their output y and take no "
+                      "saved statistics");
+        static_assert(SavedT::rank == decltype(saved)::rank && SavedT::row_major == decltype(saved)::row_major,
+                      "normkit::backward: the Saved statistics must have x's rank and layout");
+        stats->check(f, saved, r);
+      }
       Weights<T> weights;
       if (w) {
         check_weight(F::name, "gamma", w->gamma, saved, r);
@@ -117,17 +129,17 @@ void backward_checked(const F& f, const X& saved_, const Dy& dy_, const Axes& ax
       const Inputs<T, 2> in{{xv.data, dyv.data}, xv.outer, xv.n, xv.inner, xv.outer_stride, xv.step};
       using Map = typename map_of<std::decay_t<decltype(kernel)>>::type;
       constexpr std::size_t P = position_sums_of<Map>::value;
-      if constexpr (P > 0) {
-        const bool wanted = grads && (grads->dgamma || grads->dbeta);
-        std::vector<double> sums(wanted ? std::size_t(n) * P : 0);
+      const bool wanted = P > 0 && grads && (grads->dgamma || grads->dbeta);
+      std::vector<double> sums(wanted ? std::size_t(n) * P : 0);
+      if constexpr (std::is_void<SavedT>::value)
         run(kernel, in, out.view(out.data(), r), weights, executor, wanted ? sums.data() : nullptr);
-        if (grads && grads->dgamma)
-          for (Index k = 0; k < n; ++k) grads->dgamma[k] = T(sums[std::size_t(k)]);
-        if (grads && grads->dbeta)
-          for (Index k = 0; k < n; ++k) grads->dbeta[k] = T(sums[std::size_t(n + k)]);
-      } else {
-        run(kernel, in, out.view(out.data(), r), weights, executor);
-      }
+      else
+        run_from_saved<F>(kernel, in, out.view(out.data(), r), weights, executor, wanted ? sums.data() : nullptr,
+                          stats->field_data());
+      if (wanted && grads->dgamma)
+        for (Index e = 0; e < n; ++e) grads->dgamma[e] = T(sums[std::size_t(e)]);
+      if (wanted && grads->dbeta)
+        for (Index e = 0; e < n; ++e) grads->dbeta[e] = T(sums[std::size_t(n + e)]);
     });
   });
 }

@@ -43,7 +43,9 @@ using detail::vmax;
 using detail::vmin;
 using detail::vpow;
 
+using stats::CenteredDot;
 using stats::CompensatedSum;
+using stats::Dot;
 using stats::count_of;
 using stats::fold;
 using stats::for_steps;

@@ -15,6 +15,7 @@
 #include "affine.hpp"
 #include "axes.hpp"
 #include "detail/engine.hpp"
+#include "detail/saved_kernels.hpp"
 #include "detail/operands.hpp"
 #include "errors.hpp"
 #include "policy.hpp"
@@ -92,9 +93,10 @@ struct is_parallel_device : std::false_type {};
 template <class D>
 struct is_parallel_device<D, decltype((void)std::declval<const D&>().numThreads())> : std::true_type {};
 
-template <class F, class X, class Out, class Executor = Serial>
+// saved: a normkit::Saved to fill with the per-slice statistics (saved.hpp).
+template <class F, class X, class Out, class Executor = Serial, class SavedT = void>
 void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, const Affine<typename F::value_type>* w,
-                       const Executor& executor = {}) {
+                       const Executor& executor = {}, SavedT* saved = nullptr) {
   using T = typename F::value_type;
   constexpr bool reorder = [] {
     if constexpr (is_dense<X> && is_dense<Out>)
@@ -106,6 +108,8 @@ void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, co
     // The engine walks input and output alike: give x the output's storage order.
     using Reordered =
         Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, bare<Out>::IsRowMajor ? Eigen::RowMajor : Eigen::ColMajor>;
+    static_assert(std::is_void<SavedT>::value,
+                  "normkit::forward: x and the output must have the same storage order to save statistics");
     const Reordered reordered = x_;
     normalize_checked(reordered, f, axes, std::forward<Out>(out_), w, executor);
   } else {
@@ -131,7 +135,13 @@ void normalize_checked(const X& x_, const F& f, const Axes& axes, Out&& out_, co
         const Index at = find_nan(in, executor);
         if (at >= 0) fail<nan_error>(F::name, "NaN at index ", x.index_of(at), " of x (nan_policy = raise)");
       }
-      run(f, in, out.view(out.data(), r), weights, executor);
+      if constexpr (std::is_void<SavedT>::value) {
+        run(f, in, out.view(out.data(), r), weights, executor);
+      } else {
+        static_assert(SavedT::rank == decltype(x)::rank && SavedT::row_major == decltype(x)::row_major,
+                      "normkit::forward: the Saved statistics must have x's rank and layout (normkit::saved_t)");
+        run_saving(f, in, out.view(out.data(), r), weights, executor, saved->prepare(f, x, r));
+      }
     });
   }
 }

@@ -89,6 +89,14 @@ typename K::statistic statistic_of(const K& kernel) {
 
 // Gradient kernels write 0 where the policy skipped a NaN input; forward ones
 // keep the NaN.
+// Kernels whose finalize also takes the slice's index (o * inner + i, the
+// order of a tensor shaped like x with the normalized axes of size 1): they
+// read or write per-slice data of their own (saved statistics).
+template <class K, class = void>
+struct finalizes_per_slice : std::false_type {};
+template <class K>
+struct finalizes_per_slice<K, std::enable_if_t<K::finalize_per_slice>> : std::true_type {};
+
 template <class K, class = void>
 struct zeroes_skipped : std::false_type {};
 template <class K>
@@ -298,15 +306,26 @@ struct SliceEngine {
   // (overflow, underflow) are reduced again in long double, out of line so
   // that the rare pass does not weigh on the inlined common one.
   Params decide(const Total<double>& total, Index off, Index stride) const {
-    if (!Stat::template needs_rescue<T>(total)) return Map::template lower<T>(kernel.finalize(total));
+    if (!Stat::template needs_rescue<T>(total)) return Map::template lower<T>(finalize(total, off));
     return rescue(off, stride);
+  }
+
+  template <class Tot>
+  auto finalize(const Tot& total, Index off) const {
+    if constexpr (finalizes_per_slice<Kernel>::value) {
+      const Index o = in.outer > 1 ? off / in.outer_stride : 0;
+      return kernel.finalize(total, o * in.inner + (off - o * in.outer_stride));
+    } else {
+      (void)off;
+      return kernel.finalize(total);
+    }
   }
 
   [[gnu::noinline, gnu::cold]] Params rescue(Index off, Index stride) const {
     Total<long double> wide;
     wide.add(stat.template reduce<SkipNan, false, long double>(
         BlockLoad<long double, false>{&in.data, off, stride, Ahead::nothing(off), 0, gamma_from(0), 1}, in.n));
-    return Map::template lower<T>(kernel.finalize(wide));
+    return Map::template lower<T>(finalize(wide, off));
   }
 
   // Fills, then the NaN policy (a NaN input stays NaN even where filled).

@@ -1,8 +1,10 @@
 // normkit/functors/common.hpp - what every functor header needs.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 

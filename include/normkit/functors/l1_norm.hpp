@@ -23,6 +23,16 @@ struct L1Norm {
     detail::check_epsilon(name, epsilon);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(epsilon, nan_policy); }
+
+  /// What normkit::forward saves per slice: the norm sum |x| (unclamped).
+  static constexpr std::array<const char*, 1> saved_names{"norm"};
+  template <class Total>
+  std::array<double, 1> save(const Total& t) const {
+    return {double(t.value())};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -37,6 +47,7 @@ struct L1Norm {
   struct Gradient {
     using value_type = T;
     using statistic = stats::LinearDot<true>;
+    using saved_statistic = stats::Dot;  // with the saved norm
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
 
@@ -53,12 +64,21 @@ struct L1Norm {
 
     template <class Total>
     auto finalize(const Total& t) const {
+      return coefficients<detail::wide_t<Total>>(t.nan, t.s.value(), t.d.value());
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 1>& saved) const {
       using A = detail::wide_t<Total>;
+      return coefficients<A>(t.nan, A(saved[0]), t.d.value());
+    }
+
+    template <class A>
+    ext::Coefficients<A, 2> coefficients(bool nan, A sum, A dot) const {
       using C = ext::Coefficients<A, 2>;
-      const A sum = t.s.value(), eps = A(f.epsilon);
-      if (t.nan || !std::isfinite(sum)) return C::constant(detail::quiet_nan<A>());
+      const A eps = A(f.epsilon);
+      if (nan || !std::isfinite(sum)) return C::constant(detail::quiet_nan<A>());
       if (!(sum > eps)) return eps == A(0) ? C::constant(A(0)) : C{{A(1) / eps, 0}};
-      return C{{A(1) / sum, -t.d.value() / (sum * sum)}};
+      return C{{A(1) / sum, -dot / (sum * sum)}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

@@ -28,6 +28,16 @@ struct L2Norm {
     detail::check_epsilon(name, epsilon);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(epsilon, clamp_squared, nan_policy); }
+
+  /// What normkit::forward saves per slice: the norm sqrt(sum x^2) (unclamped).
+  static constexpr std::array<const char*, 1> saved_names{"norm"};
+  template <class Total>
+  std::array<double, 1> save(const Total& t) const {
+    return {double(std::sqrt(t.value()))};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -43,6 +53,7 @@ struct L2Norm {
   struct Gradient {
     using value_type = T;
     using statistic = stats::SquareDot;
+    using saved_statistic = stats::Dot;  // with the saved norm
     using map = ext::LinearGradMap;
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
@@ -53,16 +64,26 @@ struct L2Norm {
     template <class Total>
     auto finalize(const Total& t) const {
       using A = detail::wide_t<Total>;
+      return coefficients<A>(t.nan, t.value(), std::sqrt(t.value()), t.d.value());
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 1>& saved) const {
+      using A = detail::wide_t<Total>;
+      const A norm = A(saved[0]);
+      return coefficients<A>(t.nan, norm * norm, norm, t.d.value());
+    }
+
+    template <class A>
+    ext::Coefficients<A, 4> coefficients(bool nan, A sum_sq, A norm, A dot) const {
       using C = ext::Coefficients<A, 4>;
-      const A sum_sq = t.value(), eps = A(f.epsilon);
-      if (t.nan || !std::isfinite(sum_sq)) return C::constant(detail::quiet_nan<A>());
-      const bool clamped = f.clamp_squared ? !(sum_sq > eps) : !(std::sqrt(sum_sq) > eps);
+      const A eps = A(f.epsilon);
+      if (nan || !std::isfinite(sum_sq)) return C::constant(detail::quiet_nan<A>());
+      const bool clamped = f.clamp_squared ? !(sum_sq > eps) : !(norm > eps);
       if (clamped) {
         if (eps == A(0)) return C::constant(A(0));
         return C{{A(1) / (f.clamp_squared ? std::sqrt(eps) : eps), 0, 0, 0}};
       }
-      const A norm = std::sqrt(sum_sq);
-      return C{{A(1) / norm, 0, -t.d.value() / (norm * norm * norm), 0}};
+      return C{{A(1) / norm, 0, -dot / (norm * norm * norm), 0}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

@@ -28,6 +28,23 @@ struct LayerNorm {
     detail::check_epsilon(name, epsilon);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(epsilon, nan_policy); }
+
+  /// What normkit::forward saves per slice, as PyTorch's native_layer_norm:
+  /// the mean and rstd = 1 / sqrt(var + epsilon) (+inf for a constant slice
+  /// with epsilon = 0).
+  static constexpr std::array<const char*, 2> saved_names{"mean", "rstd"};
+  template <class Total>
+  std::array<double, 2> save(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    const double nan = detail::quiet_nan<double>();
+    if (t.nan) return {nan, nan};
+    const bool constant = t.hi == t.lo;
+    const A var = constant ? A(0) : t.m2 / t.n;
+    return {double(constant ? t.lo : t.origin + t.mean), double(A(1) / std::sqrt(var + A(epsilon)))};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -45,6 +62,7 @@ struct LayerNorm {
   struct Gradient {
     using value_type = T;
     using statistic = stats::MomentsDot;
+    using saved_statistic = stats::CenteredDot;  // with the saved mean and rstd
     using map = ext::AffineGradMap;
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
@@ -56,24 +74,37 @@ struct LayerNorm {
     template <class Total>
     auto finalize(const Total& t) const {
       using A = detail::wide_t<Total>;
-      using C = ext::Coefficients<A, 6>;
       const auto& m = t.moments;
-      if (m.nan) {  // x_hat, and so every dgamma term of the slice, is NaN
+      const bool constant = m.hi == m.lo;
+      const A var = constant ? A(0) : m.m2 / m.n;
+      const A rstd = constant && f.epsilon == T(0) ? detail::infinity<A>() : A(1) / std::sqrt(var + A(f.epsilon));
+      return coefficients<A>(m.nan, m.n, constant ? m.lo : m.origin + m.mean, rstd, t.g,
+                             constant ? A(0) : t.centered_dot());
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 2>& saved) const {
+      using A = detail::wide_t<Total>;
+      const A mean = A(saved[0]), rstd = A(saved[1]);
+      const bool nan = t.nan || std::isnan(mean) || std::isnan(rstd);
+      return coefficients<A>(nan, t.n, mean, rstd, t.g, std::isinf(rstd) ? A(0) : t.centered_dot(mean));
+    }
+
+    // center: the mean (or a constant slice's value); rstd +inf: a constant
+    // slice with epsilon = 0; dot: sum g * (x - mean).
+    template <class A>
+    ext::Coefficients<A, 6> coefficients(bool nan, A n, A center, A rstd, A g, A dot) const {
+      using C = ext::Coefficients<A, 6>;
+      if (nan) {  // x_hat, and so every dgamma term of the slice, is NaN
         C k = C::constant(detail::quiet_nan<A>());
         k.c[4] = detail::quiet_nan<A>();
         return k;
       }
-      const bool constant = m.hi == m.lo;
-      const A var = constant ? A(0) : m.m2 / m.n;
-      const A center = constant ? m.lo : m.origin + m.mean;
-      if (constant && f.epsilon == T(0)) {
+      if (std::isinf(rstd)) {
         C k = C::constant(A(0));
         k.c[3] = center;  // x_hat = 0 for dgamma
         return k;
       }
-      const A rstd = A(1) / std::sqrt(var + A(f.epsilon));
-      const A dot = constant ? A(0) : t.centered_dot();
-      return C{{rstd, -rstd * t.g / m.n, -rstd * rstd * rstd * dot / m.n, center, rstd, 0}};
+      return C{{rstd, -rstd * g / n, -rstd * rstd * rstd * dot / n, center, rstd, 0}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

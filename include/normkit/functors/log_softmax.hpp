@@ -26,6 +26,21 @@ struct LogSoftmax {
     detail::check_temperature(name, temperature);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(masked, nan_policy, temperature); }
+
+  /// What normkit::forward saves per slice (for a loss: the backward reads
+  /// y): the maximum of x and log sum exp(x / temperature), NaN for a NaN
+  /// slice and -inf for a fully masked one.
+  static constexpr std::array<const char*, 2> saved_names{"max", "logsumexp"};
+  template <class Total>
+  std::array<double, 2> save(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    if (std::isnan(t.s)) return {detail::quiet_nan<double>(), detail::quiet_nan<double>()};
+    if (t.m == -detail::infinity<A>()) return {double(t.m), double(t.m)};
+    return {double(t.m), double(t.m * A(T(1) / temperature) + std::log(t.s))};
+  }
+
   // The statistic sums exp((x - max) * k) with the same k the map uses.
   statistic make_statistic() const { return {double(T(1) / temperature)}; }
 

@@ -24,6 +24,16 @@ struct MaxNorm {
     detail::check_epsilon(name, epsilon);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(epsilon, nan_policy); }
+
+  /// What normkit::forward saves per slice: the norm max |x| (unclamped).
+  static constexpr std::array<const char*, 1> saved_names{"norm"};
+  template <class Total>
+  std::array<double, 1> save(const Total& t) const {
+    return {t.nan ? detail::quiet_nan<double>() : double(t.m)};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -38,6 +48,9 @@ struct MaxNorm {
   struct Gradient {
     using value_type = T;
     using statistic = stats::MaxDot;
+    // With the saved norm the ties are still counted, which takes max |x|
+    // again: the same reduction, and the saved value is the divisor.
+    using saved_statistic = stats::MaxDot;
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
 
@@ -55,12 +68,21 @@ struct MaxNorm {
 
     template <class Total>
     auto finalize(const Total& t) const {
+      return coefficients<detail::wide_t<Total>>(t, t.m);
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 1>& saved) const {
       using A = detail::wide_t<Total>;
+      return coefficients<A>(t, A(saved[0]));
+    }
+
+    template <class A, class Total>
+    ext::Coefficients<A, 3> coefficients(const Total& t, A m) const {
       using C = ext::Coefficients<A, 3>;
       const A eps = A(f.epsilon);
-      if (t.nan || !std::isfinite(t.m)) return C::constant(detail::quiet_nan<A>());
-      if (!(t.m > eps)) return eps == A(0) ? C::constant(A(0)) : C{{A(1) / eps, 0, -1}};
-      return C{{A(1) / t.m, -t.d.value() / (t.m * t.m * t.c), t.m}};
+      if (t.nan || !std::isfinite(m)) return C::constant(detail::quiet_nan<A>());
+      if (!(m > eps)) return eps == A(0) ? C::constant(A(0)) : C{{A(1) / eps, 0, -1}};
+      return C{{A(1) / m, -t.d.value() / (m * m * t.c), m}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

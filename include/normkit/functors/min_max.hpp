@@ -26,6 +26,18 @@ struct MinMax {
       detail::fail<option_error>(name, "needs finite lo < hi, got lo = ", lo, ", hi = ", hi);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(lo, hi, nan_policy); }
+
+  /// What normkit::forward saves per slice: its minimum and maximum (NaN for
+  /// a NaN slice; +inf and -inf for a slice with no value under ignore/zero).
+  static constexpr std::array<const char*, 2> saved_names{"min", "max"};
+  template <class Total>
+  std::array<double, 2> save(const Total& t) const {
+    if (t.nan) return {detail::quiet_nan<double>(), detail::quiet_nan<double>()};
+    return {double(t.lo), double(t.hi)};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -44,6 +56,9 @@ struct MinMax {
   struct Gradient {
     using value_type = T;
     using statistic = stats::RangeDot;
+    // The ties of the saved extremes are counted by the same reduction
+    // (comparisons with x); the saved values give the range.
+    using saved_statistic = stats::RangeDot;
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
 
@@ -62,15 +77,24 @@ struct MinMax {
 
     template <class Total>
     auto finalize(const Total& t) const {
+      return coefficients<detail::wide_t<Total>>(t, t.lo, t.hi);
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 2>& saved) const {
       using A = detail::wide_t<Total>;
+      return coefficients<A>(t, A(saved[0]), A(saved[1]));
+    }
+
+    template <class A, class Total>
+    ext::Coefficients<A, 5> coefficients(const Total& t, A lo, A hi) const {
       using C = ext::Coefficients<A, 5>;
-      if (t.nan) return C::constant(detail::quiet_nan<A>());
-      if (t.n == A(0) || t.hi == t.lo) return C::constant(A(0));
-      if (!std::isfinite(t.lo) || !std::isfinite(t.hi)) return C::constant(detail::quiet_nan<A>());
+      if (t.nan || std::isnan(lo) || std::isnan(hi)) return C::constant(detail::quiet_nan<A>());
+      if (t.n == A(0) || hi == lo) return C::constant(A(0));
+      if (!std::isfinite(lo) || !std::isfinite(hi)) return C::constant(detail::quiet_nan<A>());
       using R = long double;  // max - min of doubles can exceed the double range
-      const R range = R(t.hi) - R(t.lo), r = (R(f.hi) - R(f.lo)) / range;
-      const R up = R(t.d) / range;  // sum dy * u
-      return C{{A(r), A(-r * (R(t.s) - up) / R(t.c_lo)), A(-r * up / R(t.c_hi)), t.lo, t.hi}};
+      const R range = R(hi) - R(lo), r = (R(f.hi) - R(f.lo)) / range;
+      const R up = (R(t.d) + (R(t.lo) - R(lo)) * R(t.s)) / range;  // sum dy * u (t.d is taken from t.lo)
+      return C{{A(r), A(-r * (R(t.s) - up) / R(t.c_lo)), A(-r * up / R(t.c_hi)), lo, hi}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

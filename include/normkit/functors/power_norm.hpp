@@ -108,6 +108,16 @@ struct PowerNorm {
 
   statistic make_statistic() const { return {double(p)}; }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(p, epsilon, nan_policy); }
+
+  /// What normkit::forward saves per slice: the norm ||x||_p (unclamped).
+  static constexpr std::array<const char*, 1> saved_names{"norm"};
+  template <class Total>
+  std::array<double, 1> save(const Total& t) const {
+    return {t.nan ? ext::quiet_nan<double>() : double(t.norm())};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = ext::wide_t<Total>;
@@ -122,6 +132,7 @@ struct PowerNorm {
   struct Gradient {
     using value_type = T;
     using statistic = stats::PowerSum<true>;
+    using saved_statistic = ext::Dot;  // with the saved norm
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
 
@@ -142,12 +153,21 @@ struct PowerNorm {
 
     template <class Total>
     auto finalize(const Total& t) const {
+      return coefficients<ext::wide_t<Total>>(t.nan, t.norm(), t.d.value());
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 1>& saved) const {
       using A = ext::wide_t<Total>;
+      return coefficients<A>(t.nan, A(saved[0]), t.d.value());
+    }
+
+    template <class A>
+    ext::Coefficients<A, 4> coefficients(bool nan, A norm, A dot) const {
       using C = ext::Coefficients<A, 4>;
-      const A norm = t.norm(), eps = A(f.epsilon);
-      if (t.nan || !std::isfinite(norm)) return C::constant(ext::quiet_nan<A>());
+      const A eps = A(f.epsilon);
+      if (nan || !std::isfinite(norm)) return C::constant(ext::quiet_nan<A>());
       if (!(norm > eps)) return eps == A(0) ? C::constant(A(0)) : C{{A(1) / eps, 0, 0, 1}};
-      return C{{A(1) / norm, -t.d.value() / (norm * norm), A(1) / norm, A(f.p) - A(1)}};
+      return C{{A(1) / norm, -dot / (norm * norm), A(1) / norm, A(f.p) - A(1)}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

@@ -26,6 +26,17 @@ struct RMSNorm {
     detail::check_epsilon(name, epsilon);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(epsilon, nan_policy); }
+
+  /// What normkit::forward saves per slice: rstd = 1 / sqrt(mean(x^2) + epsilon).
+  static constexpr std::array<const char*, 1> saved_names{"rstd"};
+  template <class Total>
+  std::array<double, 1> save(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    return {double(A(1) / std::sqrt(t.value() / t.n + A(epsilon)))};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -39,6 +50,7 @@ struct RMSNorm {
   struct Gradient {
     using value_type = T;
     using statistic = stats::SquareDot;
+    using saved_statistic = stats::Dot;  // with the saved rstd
     using map = ext::AffineGradMap;
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
@@ -50,15 +62,23 @@ struct RMSNorm {
     template <class Total>
     auto finalize(const Total& t) const {
       using A = detail::wide_t<Total>;
+      return coefficients<A>(t.nan, t.n, A(1) / std::sqrt(t.value() / t.n + A(f.epsilon)), t.d.value());
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 1>& saved) const {
+      using A = detail::wide_t<Total>;
+      return coefficients<A>(t.nan, t.n, A(saved[0]), t.d.value());
+    }
+
+    template <class A>
+    ext::Coefficients<A, 6> coefficients(bool nan, A n, A r, A dot) const {
       using C = ext::Coefficients<A, 6>;
-      const A mean_sq = t.value() / t.n;
-      if (t.nan || std::isnan(mean_sq)) {  // x * r, and so every dgamma term of the slice, is NaN
+      if (nan || std::isnan(r)) {  // x * r, and so every dgamma term of the slice, is NaN
         C k = C::constant(detail::quiet_nan<A>());
         k.c[4] = detail::quiet_nan<A>();
         return k;
       }
-      const A r = A(1) / std::sqrt(mean_sq + A(f.epsilon));
-      return C{{r, 0, -r * r * r * t.d.value() / t.n, 0, r, 0}};
+      return C{{r, 0, -r * r * r * dot / n, 0, r, 0}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

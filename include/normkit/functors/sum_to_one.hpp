@@ -30,6 +30,16 @@ struct SumToOne {
     detail::check_policy(name, degenerate);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(epsilon, degenerate, add_epsilon, nan_policy); }
+
+  /// What normkit::forward saves per slice: the sum of the slice.
+  static constexpr std::array<const char*, 1> saved_names{"sum"};
+  template <class Total>
+  std::array<double, 1> save(const Total& t) const {
+    return {double(t.value())};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -54,6 +64,7 @@ struct SumToOne {
   struct Gradient {
     using value_type = T;
     using statistic = stats::LinearDot<false>;
+    using saved_statistic = stats::Dot;  // with the saved sum
     using map = ext::LinearGradMap;
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
@@ -63,17 +74,25 @@ struct SumToOne {
 
     template <class Total>
     auto finalize(const Total& t) const {
+      return coefficients<detail::wide_t<Total>>(t.nan, t.s.value(), t.d.value());
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 1>& saved) const {
       using A = detail::wide_t<Total>;
+      return coefficients<A>(t.nan, A(saved[0]), t.d.value());
+    }
+
+    template <class A>
+    ext::Coefficients<A, 4> coefficients(bool nan, A sum, A dot) const {
       using C = ext::Coefficients<A, 4>;
-      const A sum = t.s.value();
-      if (t.nan) return C::constant(detail::quiet_nan<A>());
+      if (nan) return C::constant(detail::quiet_nan<A>());
       A d = sum;
       if (f.add_epsilon) {
         d = sum + A(f.epsilon);
       } else if (!(std::fabs(sum) > A(f.epsilon)) || !std::isfinite(sum)) {
         return C::constant(f.degenerate == Degenerate::nan ? detail::quiet_nan<A>() : A(0));
       }
-      return C{{A(1) / d, -t.d.value() / (d * d), 0, 0}};
+      return C{{A(1) / d, -dot / (d * d), 0, 0}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

@@ -33,6 +33,23 @@ struct ZScore {
       detail::fail<option_error>(name, "ddof must be >= 0 and below the slice length ", n, ", got ", ddof);
   }
 
+  /// The options a saved statistic depends on (normkit::Saved checks them).
+  auto options() const { return std::make_tuple(ddof, epsilon, add_epsilon, nan_policy); }
+
+  /// What normkit::forward saves per slice: the mean and the standard
+  /// deviation (with ddof; 0 for a constant slice, NaN where n - ddof <= 0).
+  static constexpr std::array<const char*, 2> saved_names{"mean", "std"};
+  template <class Total>
+  std::array<double, 2> save(const Total& t) const {
+    using A = detail::wide_t<Total>;
+    const double nan = detail::quiet_nan<double>();
+    if (t.nan) return {nan, nan};
+    const bool constant = t.hi == t.lo;
+    const double mean = double(constant ? t.lo : t.origin + t.mean);
+    if (!(t.n - A(ddof) > A(0))) return {mean, nan};
+    return {mean, constant ? 0.0 : double(std::sqrt(t.m2 / (t.n - A(ddof))))};
+  }
+
   template <class Total>
   auto finalize(const Total& t) const {
     using A = detail::wide_t<Total>;
@@ -53,6 +70,7 @@ struct ZScore {
   struct Gradient {
     using value_type = T;
     using statistic = stats::MomentsDot;
+    using saved_statistic = stats::CenteredDot;  // with the saved mean and std
     using map = ext::LinearGradMap;
     static constexpr std::size_t inputs = 2;  // x, dy
     static constexpr bool zeroes_skipped = true;
@@ -63,18 +81,32 @@ struct ZScore {
     template <class Total>
     auto finalize(const Total& t) const {
       using A = detail::wide_t<Total>;
-      using C = ext::Coefficients<A, 4>;
       const auto& mo = t.moments;
       const A m = mo.n - A(f.ddof);
-      if (mo.nan || !(m > A(0))) return C::constant(detail::quiet_nan<A>());
       const bool constant = mo.hi == mo.lo;
-      const A sd = constant ? A(0) : std::sqrt(mo.m2 / m);
-      const A center = constant ? mo.lo : mo.origin + mo.mean;
+      const A sd = constant || !(m > A(0)) ? A(0) : std::sqrt(mo.m2 / m);
+      return coefficients<A>(mo.nan, mo.n, constant ? mo.lo : mo.origin + mo.mean, sd, constant, t.g,
+                             constant ? A(0) : t.centered_dot());
+    }
+    template <class Total>
+    auto finalize(const Total& t, const std::array<double, 2>& saved) const {
+      using A = detail::wide_t<Total>;
+      const A mean = A(saved[0]), sd = A(saved[1]);
+      const bool nan = t.nan || std::isnan(mean) || std::isnan(sd);
+      return coefficients<A>(nan, t.n, mean, sd, sd == A(0), t.g, t.centered_dot(mean));
+    }
+
+    // center: the mean (or a constant slice's value); dot: sum g * (x - mean).
+    template <class A>
+    ext::Coefficients<A, 4> coefficients(bool nan, A n, A center, A sd, bool constant, A g, A dot) const {
+      using C = ext::Coefficients<A, 4>;
+      const A m = n - A(f.ddof);
+      if (nan || !(m > A(0))) return C::constant(detail::quiet_nan<A>());
       if (!f.add_epsilon && (constant || sd <= A(f.epsilon))) return C::constant(A(0));
       const A d = f.add_epsilon ? sd + A(f.epsilon) : sd;
-      const A b = -t.g / (mo.n * d);
+      const A b = -g / (n * d);
       if (constant) return C{{A(1) / d, b, 0, center}};
-      return C{{A(1) / d, b, -t.centered_dot() / (m * sd * d * d), center}};
+      return C{{A(1) / d, b, -dot / (m * sd * d * d), center}};
     }
   };
   Gradient gradient() const { return {*this, nan_policy}; }

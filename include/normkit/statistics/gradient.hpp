@@ -340,4 +340,111 @@ struct RangeDot {
   }
 };
 
+/// sum g * x with g = dy * gamma, and max |x| (the backward of SumToOne,
+/// L1Norm, L2Norm, PowerNorm and RMSNorm from saved statistics: the forward's
+/// own statistic is not reduced again).
+struct Dot {
+  enum : std::size_t { count, dot, max_abs, nan_seen, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    Ways<V> n = ways_of(V(0)), d = n, m = n, nan = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V raw = load(j);
+      const V g = screen_dy<SkipNan>(raw, load.template at<1>(j) * load.gamma(j));
+      const V x = screen<SkipNan>(raw, V(0), n[k]);
+      note_nan<SkipNan>(x, nan[k]);
+      d[k] = detail::mul_add(g, x, d[k]);
+      m[k] = detail::vmax(m[k], detail::vabs(x));
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(d), fold<Fold, Max>(m), fold<Fold, Max>(nan)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0, m = 0;
+    CompensatedSum<A> d;
+    bool nan = false;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      n += A(lane[count]);
+      d.add(A(lane[dot]));
+      m = m > A(lane[max_abs]) ? m : A(lane[max_abs]);
+      nan = nan || lane[nan_seen] != S(0);
+    }
+  };
+
+  // Products that overflow, or that underflow the element type (tiny x).
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    return !t.nan && (!std::isfinite(t.d.value()) || (t.m > A(0) && t.m * t.m < tiny_square<T, A>()));
+  }
+};
+
+/// sum g and sum g * (x - origin), g = dy * gamma, with x's range (the
+/// backward of ZScore and LayerNorm from a saved mean: MomentsDot without the
+/// moments). Each block is centred on its own mean, as in Moments, so the
+/// products keep their precision at large offsets.
+struct CenteredDot {
+  enum : std::size_t { count, shift, g_sum, g_dev, min, max, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    using S = detail::scalar_of<V>;
+    const V inf(detail::infinity<S>());
+    Ways<V> n = ways_of(V(0)), sum = n, lo = ways_of(inf), hi = ways_of(V(-inf));
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = load(j);
+      sum[k] = sum[k] + screen<SkipNan>(x, V(0), n[k]);
+      const V seen = SkipNan ? detail::lane_select(detail::is_nan(x), V(0), x) : x;
+      lo[k] = detail::vmin(lo[k], SkipNan ? detail::lane_select(detail::is_nan(x), inf, x) : seen);
+      hi[k] = detail::vmax(hi[k], SkipNan ? detail::lane_select(detail::is_nan(x), V(-inf), x) : seen);
+    });
+    const V counted = count_of<SkipNan, Fold>(n, steps);
+    const V center = fold<Fold, Sum>(sum) / detail::vmax(counted, V(1));
+    Ways<V> gs = ways_of(V(0)), gd = gs;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V x = load.again(j);
+      const V g = screen_dy<SkipNan>(x, load.template at<1>(j) * load.gamma(j));
+      V d = x - center;
+      if constexpr (SkipNan) d = detail::lane_select(detail::is_nan(x), V(0), d);
+      gs[k] = gs[k] + g;
+      gd[k] = detail::mul_add(g, d, gd[k]);
+    });
+    return {counted, center, fold<Fold, Sum>(gs), fold<Fold, Sum>(gd), fold<Fold, Min>(lo), fold<Fold, Max>(hi)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0, origin = 0, g = 0, gx = 0;  // sum g, and sum g * (x - origin)
+    A lo = detail::infinity<A>(), hi = -detail::infinity<A>();
+    bool nan = false;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      const A nb = A(lane[count]);
+      if (nb == A(0)) return;
+      const A shift_b = A(lane[shift]);
+      nan = nan || std::isnan(shift_b);
+      lo = lo < A(lane[min]) ? lo : A(lane[min]);
+      hi = hi > A(lane[max]) ? hi : A(lane[max]);
+      if (n == A(0)) origin = shift_b;
+      const A moved = shift_b - origin, g_b = A(lane[g_sum]);
+      gx += A(lane[g_dev]) + (moved != A(0) ? moved * g_b : A(0));
+      g += g_b;
+      n += nb;
+    }
+
+    /// sum g * (x - mean).
+    A centered_dot(A mean) const { return gx - (mean - origin) * g; }
+  };
+
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    const A range = t.hi - t.lo;
+    return !t.nan && (!std::isfinite(t.gx) || (range > A(0) && range * range < tiny_square<T, A>()));
+  }
+};
+
 }  // namespace normkit::stats
