@@ -10,7 +10,6 @@
 
 #include <normkit/normkit.hpp>
 
-#include "engine_functors.hpp"  // NORMKIT_TEST_FUNCTORS(X), from the list in tests/CMakeLists.txt
 
 // `Kind` is `extern` (declaration) or empty (definition).
 #define NORMKIT_TEST_ENGINE(Kind, Functor, T, Executor)                                                     \
@@ -24,14 +23,26 @@
                                           normkit::detail::SliceView<T>, normkit::detail::Weights<T>,             \
                                           const Executor&, double*);
 
+// The forward that saves its statistics, and the backward that takes them
+// (no-ops for functors without saved statistics).
+#define NORMKIT_TEST_SAVED_ENGINES(Kind, Functor, T, Executor)                                                    \
+  Kind template void normkit::detail::run_saving(const normkit::Functor<T>&, normkit::detail::SliceView<const T>, \
+                                                 normkit::detail::SliceView<T>, normkit::detail::Weights<T>,      \
+                                                 const Executor&, std::array<double*, normkit::detail::max_saved>); \
+  Kind template void normkit::detail::run_from_saved<normkit::Functor<T>>(                                        \
+      const normkit::Functor<T>::Gradient&, normkit::detail::Inputs<T, 2>, normkit::detail::SliceView<T>,        \
+      normkit::detail::Weights<T>, const Executor&, double*, std::array<const double*, normkit::detail::max_saved>);
+
 #define NORMKIT_TEST_SERIAL_ENGINES(Kind, Functor)                             \
   NORMKIT_TEST_ENGINE(Kind, Functor, float, normkit::detail::Serial)          \
   NORMKIT_TEST_ENGINE(Kind, Functor, double, normkit::detail::Serial)         \
   NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, float, normkit::detail::Serial) \
-  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit::detail::Serial)
+  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit::detail::Serial) \
+  NORMKIT_TEST_SAVED_ENGINES(Kind, Functor, float, normkit::detail::Serial)    \
+  NORMKIT_TEST_SAVED_ENGINES(Kind, Functor, double, normkit::detail::Serial)
 
 #define NORMKIT_TEST_EXTERN_SERIAL(Functor) NORMKIT_TEST_SERIAL_ENGINES(extern, Functor)
-NORMKIT_TEST_FUNCTORS(NORMKIT_TEST_EXTERN_SERIAL)
+NORMKIT_FUNCTORS(NORMKIT_TEST_EXTERN_SERIAL)
 
 #ifdef EIGEN_USE_THREADS
 using normkit_test_pool = normkit::detail::OnDevice<Eigen::ThreadPoolDevice>;
@@ -40,8 +51,10 @@ using normkit_test_pool = normkit::detail::OnDevice<Eigen::ThreadPoolDevice>;
   NORMKIT_TEST_ENGINE(Kind, Functor, float, normkit_test_pool)          \
   NORMKIT_TEST_ENGINE(Kind, Functor, double, normkit_test_pool)         \
   NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, float, normkit_test_pool) \
-  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit_test_pool)
+  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit_test_pool) \
+  NORMKIT_TEST_SAVED_ENGINES(Kind, Functor, float, normkit_test_pool)    \
+  NORMKIT_TEST_SAVED_ENGINES(Kind, Functor, double, normkit_test_pool)
 
 #define NORMKIT_TEST_EXTERN_DEVICE(Functor) NORMKIT_TEST_DEVICE_ENGINES(extern, Functor)
-NORMKIT_TEST_FUNCTORS(NORMKIT_TEST_EXTERN_DEVICE)
+NORMKIT_FUNCTORS(NORMKIT_TEST_EXTERN_DEVICE)
 #endif

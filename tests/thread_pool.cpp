@@ -70,16 +70,9 @@ void every_layout_and_policy(F f, Pool& p) {
 TEMPLATE_TEST_CASE("threaded calls are bit-identical to serial ones", "[threads]", float, double) {
   Pool p;
   using T = TestType;
-  every_layout_and_policy(normkit::SumToOne<T>{}, p);
-  every_layout_and_policy(normkit::L1Norm<T>{}, p);
-  every_layout_and_policy(normkit::L2Norm<T>{}, p);
-  every_layout_and_policy(normkit::MaxNorm<T>{}, p);
-  every_layout_and_policy(normkit::MinMax<T>{}, p);
-  every_layout_and_policy(normkit::ZScore<T>{}, p);
-  every_layout_and_policy(normkit::LayerNorm<T>{}, p);
-  every_layout_and_policy(normkit::RMSNorm<T>{}, p);
-  every_layout_and_policy(normkit::Softmax<T>{}, p);
-  every_layout_and_policy(normkit::LogSoftmax<T>{}, p);
+#define NORMKIT_TEST_THREADED(Functor) every_layout_and_policy(normkit::Functor<T>{}, p);
+  NORMKIT_FUNCTORS(NORMKIT_TEST_THREADED)
+#undef NORMKIT_TEST_THREADED
 }
 
 TEST_CASE("threaded LayerNorm with gamma and beta is bit-identical to serial", "[threads]") {
@@ -165,15 +158,62 @@ TEMPLATE_TEST_CASE("threaded backward is bit-identical to serial, dgamma and dbe
                    float, double) {
   Pool p;
   using T = TestType;
-  backward_every_layout_and_policy(normkit::SumToOne<T>{}, p);
-  backward_every_layout_and_policy(normkit::L1Norm<T>{}, p);
-  backward_every_layout_and_policy(normkit::L2Norm<T>{}, p);
-  backward_every_layout_and_policy(normkit::PowerNorm<T>{T(3)}, p);
-  backward_every_layout_and_policy(normkit::MaxNorm<T>{}, p);
-  backward_every_layout_and_policy(normkit::MinMax<T>{}, p);
-  backward_every_layout_and_policy(normkit::ZScore<T>{}, p);
-  backward_every_layout_and_policy(normkit::LayerNorm<T>{}, p);
-  backward_every_layout_and_policy(normkit::RMSNorm<T>{}, p);
-  backward_every_layout_and_policy(normkit::Softmax<T>{}, p);
-  backward_every_layout_and_policy(normkit::LogSoftmax<T>{}, p);
+#define NORMKIT_TEST_THREADED(Functor) backward_every_layout_and_policy(normkit::Functor<T>{}, p);
+  NORMKIT_FUNCTORS(NORMKIT_TEST_THREADED)
+#undef NORMKIT_TEST_THREADED
+}
+
+namespace {
+
+// normkit::forward / backward with saved statistics: the statistics, y and dx
+// (and dgamma / dbeta) threaded equal serial bit for bit.
+template <class F, int L>
+void threaded_saved_matches_serial(const F& f, Pool& p) {
+  using T = typename F::value_type;
+  unsigned seed = 1300;
+  for (const auto& dims : kShapes) {
+    Eigen::Tensor<T, 3, L> x = ref::random_tensor<T, 3, L>(dims, ++seed);
+    const Eigen::Tensor<T, 3, L> dy = ref::random_tensor<T, 3, L>(dims, ++seed);
+    ref::add_nans(x, seed, 0.002);
+    for (int axis = 0; axis < 3; ++axis) {
+      INFO(F::name << " saved statistics, layout " << L << " dims " << dims[0] << "x" << dims[1] << "x" << dims[2]
+                   << " axis " << axis << " policy " << normkit::to_string(f.nan_policy));
+      auto [serial_y, serial_saved] = normkit::forward(x, f, axis);
+      Eigen::Tensor<T, 3, L> y(x.dimensions());
+      normkit::saved_t<F, Eigen::Tensor<T, 3, L>> saved;
+      normkit::forward(x, f, axis, y, saved, p.device);
+      CHECK(same_bits(serial_y, y));
+      for (std::size_t k = 0; k < saved.size; ++k) CHECK(same_bits(serial_saved.field(k), saved.field(k)));
+      if constexpr (!F::backward_from_output) {
+        const Eigen::Tensor<T, 3, L> serial = normkit::backward(f, x, dy, axis, saved);
+        Eigen::Tensor<T, 3, L> threaded(x.dimensions());
+        normkit::backward(f, x, dy, axis, threaded, saved, p.device);
+        CHECK(same_bits(serial, threaded));
+      }
+    }
+  }
+}
+
+template <class F>
+void saved_every_layout_and_policy(F f, Pool& p) {
+  if constexpr (normkit::saves_statistics_v<F>) {
+    for (auto policy : {normkit::NanPolicy::propagate, normkit::NanPolicy::ignore}) {
+      f.nan_policy = policy;
+      threaded_saved_matches_serial<F, Eigen::ColMajor>(f, p);
+      threaded_saved_matches_serial<F, Eigen::RowMajor>(f, p);
+    }
+  } else {
+    (void)f, (void)p;
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("threaded forward / backward with saved statistics are bit-identical to serial",
+                   "[threads][saved]", float, double) {
+  Pool p;
+  using T = TestType;
+#define NORMKIT_TEST_THREADED(Functor) saved_every_layout_and_policy(normkit::Functor<T>{}, p);
+  NORMKIT_FUNCTORS(NORMKIT_TEST_THREADED)
+#undef NORMKIT_TEST_THREADED
 }
