@@ -51,9 +51,7 @@ using normkit_test_pool = normkit::detail::OnDevice<Eigen::ThreadPoolDevice>;
   NORMKIT_TEST_ENGINE(Kind, Functor, float, normkit_test_pool)          \
   NORMKIT_TEST_ENGINE(Kind, Functor, double, normkit_test_pool)         \
   NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, float, normkit_test_pool) \
-  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit_test_pool) \
-  NORMKIT_TEST_SAVED_ENGINES(Kind, Functor, float, normkit_test_pool)    \
-  NORMKIT_TEST_SAVED_ENGINES(Kind, Functor, double, normkit_test_pool)
+  NORMKIT_TEST_BACKWARD_ENGINE(Kind, Functor, double, normkit_test_pool)
 
 #define NORMKIT_TEST_EXTERN_DEVICE(Functor) NORMKIT_TEST_DEVICE_ENGINES(extern, Functor)
 NORMKIT_FUNCTORS(NORMKIT_TEST_EXTERN_DEVICE)
