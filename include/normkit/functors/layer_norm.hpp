@@ -40,9 +40,8 @@ struct LayerNorm {
     using A = detail::wide_t<Total>;
     const double nan = detail::quiet_nan<double>();
     if (t.nan) return {nan, nan};
-    const bool constant = t.hi == t.lo;
-    const A var = constant ? A(0) : t.m2 / t.n;
-    return {double(constant ? t.lo : t.origin + t.mean), double(A(1) / std::sqrt(var + A(epsilon)))};
+    const A var = t.hi == t.lo ? A(0) : t.m2 / t.n;
+    return {double(t.center()), double(A(1) / std::sqrt(var + A(epsilon)))};
   }
 
   template <class Total>
@@ -78,7 +77,7 @@ struct LayerNorm {
       const bool constant = m.hi == m.lo;
       const A var = constant ? A(0) : m.m2 / m.n;
       const A rstd = constant && f.epsilon == T(0) ? detail::infinity<A>() : A(1) / std::sqrt(var + A(f.epsilon));
-      return coefficients<A>(m.nan, m.n, constant ? m.lo : m.origin + m.mean, rstd, t.g,
+      return coefficients<A>(m.nan, m.n, m.center(), rstd, t.g,
                              constant ? A(0) : t.centered_dot());
     }
     template <class Total>

@@ -44,10 +44,9 @@ struct ZScore {
     using A = detail::wide_t<Total>;
     const double nan = detail::quiet_nan<double>();
     if (t.nan) return {nan, nan};
-    const bool constant = t.hi == t.lo;
-    const double mean = double(constant ? t.lo : t.origin + t.mean);
+    const double mean = double(t.center());
     if (!(t.n - A(ddof) > A(0))) return {mean, nan};
-    return {mean, constant ? 0.0 : double(std::sqrt(t.m2 / (t.n - A(ddof))))};
+    return {mean, t.hi == t.lo ? 0.0 : double(std::sqrt(t.m2 / (t.n - A(ddof))))};
   }
 
   template <class Total>
@@ -85,7 +84,7 @@ struct ZScore {
       const A m = mo.n - A(f.ddof);
       const bool constant = mo.hi == mo.lo;
       const A sd = constant || !(m > A(0)) ? A(0) : std::sqrt(mo.m2 / m);
-      return coefficients<A>(mo.nan, mo.n, constant ? mo.lo : mo.origin + mo.mean, sd, constant, t.g,
+      return coefficients<A>(mo.nan, mo.n, mo.center(), sd, constant, t.g,
                              constant ? A(0) : t.centered_dot());
     }
     template <class Total>

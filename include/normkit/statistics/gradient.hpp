@@ -391,15 +391,21 @@ struct CenteredDot {
 
   template <bool SkipNan, bool Fold, class V, class Load>
   std::array<V, fields> reduce(const Load& load, Index steps) const {
+    // Moments' first pass (kept apart: sharing it changed the forward's machine code).
     using S = detail::scalar_of<V>;
     const V inf(detail::infinity<S>());
     Ways<V> n = ways_of(V(0)), sum = n, lo = ways_of(inf), hi = ways_of(V(-inf));
     for_steps<V>(steps, [&](Index j, int k) {
       const V x = load(j);
       sum[k] = sum[k] + screen<SkipNan>(x, V(0), n[k]);
-      const V seen = SkipNan ? detail::lane_select(detail::is_nan(x), V(0), x) : x;
-      lo[k] = detail::vmin(lo[k], SkipNan ? detail::lane_select(detail::is_nan(x), inf, x) : seen);
-      hi[k] = detail::vmax(hi[k], SkipNan ? detail::lane_select(detail::is_nan(x), V(-inf), x) : seen);
+      if constexpr (SkipNan) {
+        const auto nan = detail::is_nan(x);
+        lo[k] = detail::vmin(lo[k], detail::lane_select(nan, inf, x));
+        hi[k] = detail::vmax(hi[k], detail::lane_select(nan, V(-inf), x));
+      } else {
+        lo[k] = detail::vmin(lo[k], x);
+        hi[k] = detail::vmax(hi[k], x);
+      }
     });
     const V counted = count_of<SkipNan, Fold>(n, steps);
     const V center = fold<Fold, Sum>(sum) / detail::vmax(counted, V(1));

@@ -83,6 +83,9 @@ struct Moments {
       m2 += clamped_m2_b + delta * delta * (n * weight);
       n = total;
     }
+
+    /// The mean, or a constant slice's value exactly.
+    A center() const { return hi == lo ? lo : origin + mean; }
   };
 
   // Deviations whose squares overflow, or are so small that their squares
