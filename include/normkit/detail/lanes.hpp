@@ -271,15 +271,21 @@ template <class V>
 }
 
 // a^b for a >= 0 (0^b = 0 for b > 0; 0^0 = 1 for scalars, 0 for batches:
-// callers must not depend on it).
+// callers must not depend on it). NaN and +inf bases give NaN and inf^b
+// without reaching xsimd::pow: its exp converts them to integers, which is
+// undefined behaviour (UBSan flags it for double batches).
 template <class V>
 V vpow(const V& a, const V& b) {
-  if constexpr (is_wide<V>)
+  if constexpr (is_wide<V>) {
     return each([](const auto& x, const auto& y) { return vpow(x, y); }, a, b);
-  else if constexpr (is_scalar_lane<V>)
+  } else if constexpr (is_scalar_lane<V>) {
     return std::pow(a, b);
-  else
-    return xsimd::pow(a, b);
+  } else {
+    using S = typename V::value_type;
+    const auto finite = a <= V(std::numeric_limits<S>::max());
+    const V r = xsimd::pow(xsimd::select(finite, a, V(1)), b);
+    return xsimd::select(finite, r, xsimd::select(b == V(0), V(1), a));
+  }
 }
 
 // a*b + c. Batches use the fused instruction where the target has one; the
