@@ -321,6 +321,15 @@ struct SliceEngine {
     }
   }
 
+  // Stores a decision field by field: copied whole, g++ 12 assembles
+  // {fill, fill_value} in memory and reloads it as one word, a
+  // store-forwarding stall per slice (docs/measurements/2026-12-01-backward-speed.md).
+  static void set(Params& to, const Params& from) {
+    to.p = from.p;
+    to.fill = from.fill;
+    to.fill_value = from.fill_value;
+  }
+
   [[gnu::noinline, gnu::cold]] Params rescue(Index off, Index stride) const {
     Total<long double> wide;
     wide.add(stat.template reduce<SkipNan, false, long double>(
@@ -493,7 +502,7 @@ struct SliceEngine {
   [[gnu::flatten]] void decide_group(Index first, Index count, Params* params) const {
     std::array<Total<double>, max_group> totals;
     for (Index k = 0; k < count; ++k) totals[k] = reduce_slice(slice_in(first + k));
-    for (Index k = 0; k < count; ++k) params[k] = decide(totals[k], slice_in(first + k), 1);
+    for (Index k = 0; k < count; ++k) set(params[k], decide(totals[k], slice_in(first + k), 1));
   }
 
   // The offset of contiguous slice o in the inputs.
@@ -516,7 +525,7 @@ struct SliceEngine {
       if (group >= min_decided_together)
         decide_group(o, count, p.data());
       else
-        for (Index k = 0; k < count; ++k) p[k] = decide_slice(o + k);
+        for (Index k = 0; k < count; ++k) set(p[k], decide_slice(o + k));
       for (Index k = 0; k < count; ++k) {
         map_slice(o + k, p[k], lead, stage.data());
         if constexpr (P > 0)
@@ -615,7 +624,7 @@ struct SliceEngine {
     constexpr Index capacity = chunk_capacity<V>;
     const auto totals = reduce_chunk<V>(x, groups);
     std::array<Params, capacity * L> p{};  // all set: the unused tail packs zeros
-    for (Index l = 0; l < groups * L; ++l) p[l] = decide(totals[l], x + l, in.step);
+    for (Index l = 0; l < groups * L; ++l) set(p[l], decide(totals[l], x + l, in.step));
     std::array<Lanes<V>, capacity> params;
     for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);
     const bool stream_rows = !is_scalar_lane<V> && streams(y, out.step);
@@ -786,10 +795,14 @@ bool streams_output(const SliceView<T>& out) {
 // Per-position sums (dgamma, dbeta) are accumulated per fixed range of tiles
 // and the ranges added in order, so the result does not depend on how the
 // executor splits the ranges over threads. The range count depends on the
-// shape only; it keeps the partial sums within ~32 MiB.
-inline Index sum_ranges(Index tiles, Index n, std::size_t sums) {
-  const Index cap = std::max<Index>(1, Index(4) * 1024 * 1024 / (n * Index(sums)));
-  return std::max<Index>(1, std::min({tiles, Index(64), cap}));
+// shape only: each range reads at least 8 times the bytes of its partial sums
+// (n * sums doubles, zeroed, flushed into and added up once per range), and
+// there are at most 64 ranges, within ~32 MiB of partial sums.
+inline Index sum_ranges(Index tiles, Index tile_bytes, Index n, std::size_t sums) {
+  const Index partial_bytes = n * Index(sums) * Index(sizeof(double));
+  const Index cap = std::max<Index>(1, Index(32) * 1024 * 1024 / partial_bytes);
+  const Index worth = tiles * tile_bytes / (8 * partial_bytes);
+  return std::max<Index>(1, std::min({tiles, Index(64), cap, worth}));
 }
 
 // One compiled variant of run(): WithSums::value when the caller wants the
@@ -806,7 +819,7 @@ void go_with_sums(const Kernel& kernel, const Inputs<T, K>& in, const SliceView<
   if constexpr (P == 0) {
     executor(tiles, engine.tile_bytes(), [&engine](Index first, Index last) { engine.run_tiles(first, last); });
   } else {
-    const Index ranges = sum_ranges(tiles, in.n, P), per = in.n * Index(P);
+    const Index ranges = sum_ranges(tiles, engine.tile_bytes(), in.n, P), per = in.n * Index(P);
     std::vector<double> partial(std::size_t(ranges * per), 0.0);
     const auto tile_of = [&](Index r) { return tiles * r / ranges; };
     executor(ranges, engine.tile_bytes() * ((tiles + ranges - 1) / ranges), [&](Index first, Index last) {
