@@ -14,6 +14,7 @@
 #include "reference_backward.hpp"
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <type_traits>
 #include <vector>
@@ -112,6 +113,47 @@ TEMPLATE_TEST_CASE("PowerNorm and the softmax temperature against the reference,
     check(ref::random_tensor<T, 3, Eigen::RowMajor>({3, n, 5}, 11u + unsigned(n)));
     check(ref::random_tensor<T, 3, Eigen::ColMajor>({4, 6, n}, 17u + unsigned(n)));
   }
+}
+
+// ExpMap evaluates exp((x - max) / t) as exp(x / t - max / t): the rounding of
+// max / t shifts a slice's exponents alike, which the division by the sum
+// cancels; past 2^30 (float) or 2^62 (double) both are scaled down, and
+// outputs below e^-32 (float) or e^-256 (double) may read up to that
+// (ext/map.hpp).
+TEMPLATE_TEST_CASE("Softmax temperature at large offsets", "[ext]", float, double) {
+  using T = TestType;
+  const bool is_float = std::is_same<T, float>::value;
+  const long double tol = is_float ? 2e-6L : 1e-14L;
+  const auto against_reference = [&](const std::vector<T>& values, double t, long double abs_tol) {
+    Eigen::Tensor<T, 1> x(Eigen::Index(values.size()));
+    for (std::size_t i = 0; i < values.size(); ++i) x(Eigen::Index(i)) = values[i];
+    normkit::Softmax<T> sm{};
+    sm.temperature = T(t);
+    const Eigen::Tensor<T, 1> y = sm(x, 0);
+    const auto e = ref::apply(x, {0}, [&](const ref::Slice& s) {
+      return ref::softmax(s, ref::MaskedSlice::nan, ref::NanPolicy::propagate, t);
+    });
+    const auto r = ref::compare(y, e, tol * 4, abs_tol);
+    INFO("temperature " << t << " first value " << values[0] << ": " << r.message);
+    CHECK(r.ok);
+  };
+  // Offsets of 1e4 and 1e6 with spreads of a few units: the rounded center
+  // shifts every exponent alike.
+  for (const double offset : {1e4, 1e6}) {
+    std::vector<T> v(37);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = T(offset + 0.37 * double(i % 11) - 0.21 * double(i % 5));
+    for (const double t : {0.3, 1.0, 7.0}) against_reference(v, t, 1e-30L);
+  }
+  // |max / t| past the bound: neighbours of the maximum lie 2^7 (float) or
+  // 2^10 (double) apart in the exponent, so the exact outputs are 1 at the
+  // maximum and below e^-128 elsewhere; ours are within e^-32 / e^-256.
+  const T big = is_float ? T(1e9) : T(1e19);
+  const T next = std::nextafter(big, T(0)), next2 = std::nextafter(next, T(0));
+  against_reference({big, next, next2, T(0), -big}, 0.5, is_float ? 1.3e-14L : 1e-111L);
+  against_reference({next2, big, next, big}, 0.5, is_float ? 1.3e-14L : 1e-111L);  // two maxima: 1/2 each
+  // Temperature 1 keeps exp(x - max) exact at any magnitude.
+  const T huge = std::numeric_limits<T>::max() / 4;
+  against_reference({huge, std::nextafter(huge, T(0)), -huge}, 1.0, 1e-30L);
 }
 
 TEST_CASE("PowerNorm: huge and tiny values, zero slices, options", "[ext]") {
