@@ -55,7 +55,7 @@ struct LogSoftmax {
   /// dx = (dy - exp(y) * sum dy) / temperature, from the output y.
   struct Gradient {
     using value_type = T;
-    using statistic = stats::OutputDot;
+    using statistic = stats::OutputSum;
     static constexpr std::size_t inputs = 2;  // y, dy
     static constexpr bool zeroes_skipped = true;
 
@@ -83,7 +83,7 @@ struct LogSoftmax {
       using C = ext::Coefficients<A, 2>;
       if (t.nan) return C::constant(detail::quiet_nan<A>());
       // All zeros in more than one position is no log-softmax output: a masked slice.
-      if (f.masked == MaskedSlice::zeros && t.n > A(1) && t.lo == A(0) && t.hi == A(0)) return C::constant(A(0));
+      if (f.masked == MaskedSlice::zeros && t.n > A(1) && t.m == A(0)) return C::constant(A(0));
       const A k = A(T(1) / f.temperature);
       return C{{k, -k * t.s.value()}};
     }

@@ -56,7 +56,7 @@ struct Softmax {
   /// dx = y * (dy - sum dy * y) / temperature, from the output y.
   struct Gradient {
     using value_type = T;
-    using statistic = stats::OutputDot;
+    using statistic = stats::Dot;
     static constexpr std::size_t inputs = 2;  // y, dy
     static constexpr bool zeroes_skipped = true;
 

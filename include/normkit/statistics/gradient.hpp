@@ -24,49 +24,37 @@ V screen_dy(const V& x, const V& dy) {
     return dy;
 }
 
-/// sum dy * y, sum dy, and y's extremes (Softmax and LogSoftmax backward,
-/// from the forward's output y).
-struct OutputDot {
-  enum : std::size_t { count, dot, dy_sum, min, max, nan_seen, fields };
+/// sum dy and max |y| (LogSoftmax backward, from the forward's output y: the
+/// largest |y| tells a fully masked slice, all zeros, from a real one).
+/// Softmax's backward, sum dy * y, is Dot.
+struct OutputSum {
+  enum : std::size_t { count, dy_sum, max_abs, nan_seen, fields };
 
   template <bool SkipNan, bool Fold, class V, class Load>
   std::array<V, fields> reduce(const Load& load, Index steps) const {
-    using S = detail::scalar_of<V>;
-    const V inf(detail::infinity<S>());
-    Ways<V> n = ways_of(V(0)), d = n, s = n, nan = n, lo = ways_of(inf), hi = ways_of(V(-inf));
+    Ways<V> n = ways_of(V(0)), s = n, m = n, nan = n;
     for_steps<V>(steps, [&](Index j, int k) {
       const V raw = load(j);
       const V dy = screen_dy<SkipNan>(raw, load.template at<1>(j));
       const V y = screen<SkipNan>(raw, V(0), n[k]);
       note_nan<SkipNan>(y, nan[k]);
-      d[k] = detail::mul_add(dy, y, d[k]);
       s[k] = s[k] + dy;
-      if constexpr (SkipNan) {
-        const auto missing = detail::is_nan(raw);
-        lo[k] = detail::vmin(lo[k], detail::lane_select(missing, inf, raw));
-        hi[k] = detail::vmax(hi[k], detail::lane_select(missing, V(-inf), raw));
-      } else {
-        lo[k] = detail::vmin(lo[k], y);
-        hi[k] = detail::vmax(hi[k], y);
-      }
+      m[k] = detail::vmax(m[k], detail::vabs(y));
     });
-    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(d), fold<Fold, Sum>(s),
-            fold<Fold, Min>(lo),               fold<Fold, Max>(hi), fold<Fold, Max>(nan)};
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), fold<Fold, Max>(m), fold<Fold, Max>(nan)};
   }
 
   template <class A>
   struct Total {
-    A n = 0, lo = detail::infinity<A>(), hi = -detail::infinity<A>();
-    CompensatedSum<A> d, s;
+    A n = 0, m = 0;
+    CompensatedSum<A> s;
     bool nan = false;
 
     template <class S>
     void add(const std::array<S, fields>& lane) {
       n += A(lane[count]);
-      d.add(A(lane[dot]));
       s.add(A(lane[dy_sum]));
-      lo = lo < A(lane[min]) ? lo : A(lane[min]);
-      hi = hi > A(lane[max]) ? hi : A(lane[max]);
+      m = m > A(lane[max_abs]) ? m : A(lane[max_abs]);
       nan = nan || lane[nan_seen] != S(0);
     }
   };
