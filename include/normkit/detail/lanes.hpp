@@ -270,10 +270,11 @@ template <class V>
   }
 }
 
-// a^b for a >= 0 (0^b = 0 for b > 0; 0^0 = 1 for scalars, 0 for batches:
-// callers must not depend on it). NaN and +inf bases give NaN and inf^b
-// without reaching xsimd::pow: its exp converts them to integers, which is
-// undefined behaviour (UBSan flags it for double batches).
+// a^b for a >= 0 and b >= 0, as e^(b ln a) through vexp, whose clamps make
+// every base and exponent safe: a NaN base gives NaN, +inf gives inf, 0
+// gives 0 and a huge exponent 0 or inf, with b = 0 giving 1 in every case
+// (std::pow's values). xsimd::pow would convert NaN, infinite or huge
+// arguments of its exp to integers, which is undefined behaviour.
 template <class V>
 V vpow(const V& a, const V& b) {
   if constexpr (is_wide<V>) {
@@ -281,10 +282,10 @@ V vpow(const V& a, const V& b) {
   } else if constexpr (is_scalar_lane<V>) {
     return std::pow(a, b);
   } else {
-    using S = typename V::value_type;
-    const auto finite = a <= V(std::numeric_limits<S>::max());
-    const V r = xsimd::pow(xsimd::select(finite, a, V(1)), b);
-    return xsimd::select(finite, r, xsimd::select(b == V(0), V(1), a));
+    using S = scalar_of<V>;
+    const V hi(std::is_same<S, float>::value ? S(89) : S(710));  // e^hi is inf already; exp_avx512 takes no inf
+    const V t = b * xsimd::log(a);
+    return xsimd::select(b == V(0), V(1), vexp(xsimd::select(t > hi, hi, t)));
   }
 }
 
