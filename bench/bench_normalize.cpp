@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -148,6 +149,9 @@ constexpr Pass floor_pass(Impl impl) { return impl == Impl::floor_axpby ? Pass::
 // Backward: x is what the backward reads (x, or the forward's output where
 // backward_from_output), y receives dx, dgamma/dbeta are nullptr when the op has none.
 template <class T>
+struct Listed;
+
+template <class T>
 struct Problem {
   Op op;
   Pass pass;
@@ -159,6 +163,7 @@ struct Problem {
   const T* dy = nullptr;
   T* dgamma = nullptr;
   T* dbeta = nullptr;
+  const Listed<T>* listed = nullptr;  // a functor of the list without a curated op (op is then unused)
 };
 
 // Calls fn(functor) with the normkit functor of op, configured like the reference.
@@ -224,6 +229,103 @@ Runner normkit_backward_runner(const Problem<T>& p, const Eigen::ThreadPoolDevic
       return [=]() mutable { f.backward(saved, dy, axis, dx); };
     });
   });
+}
+
+// ------------------------------------------------------------------ the list
+
+// Every functor of NORMKIT_FUNCTORS (include/normkit/functors.hpp) is timed.
+// The curated ops above add what a functor of the list cannot bring by
+// itself: the options the peers use, the peers, and the long-double
+// reference. Any other functor of the list is a listed case: normkit alone,
+// forward and backward, default-constructed, on positive data, checked
+// against its own double forward (backward) evaluated slice by slice (one
+// slice as a rank-1 tensor: no geometry, blocking or threads in common with
+// the timed call). Its accuracy is the unit tests' business; the check keeps
+// the harness honest. A new normalization is in the benchmark with its line
+// in the list.
+template <template <class> class F>
+struct curated : std::false_type {};
+template <> struct curated<normkit::SumToOne> : std::true_type {};
+template <> struct curated<normkit::L1Norm> : std::true_type {};
+template <> struct curated<normkit::L2Norm> : std::true_type {};
+template <> struct curated<normkit::MaxNorm> : std::true_type {};
+template <> struct curated<normkit::MinMax> : std::true_type {};
+template <> struct curated<normkit::ZScore> : std::true_type {};
+template <> struct curated<normkit::LayerNorm> : std::true_type {};
+template <> struct curated<normkit::RMSNorm> : std::true_type {};
+template <> struct curated<normkit::Softmax> : std::true_type {};
+template <> struct curated<normkit::LogSoftmax> : std::true_type {};
+
+// "PowerNorm" -> "power_norm", "L2Norm" -> "l2_norm".
+std::string snake_case(const std::string& name) {
+  std::string out;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool upper = std::isupper(static_cast<unsigned char>(c)) != 0;
+    if (upper && i > 0 && !std::isupper(static_cast<unsigned char>(name[i - 1]))) out += '_';
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+// One listed functor for element type T: its name and what the harness calls.
+template <class T>
+struct Listed {
+  std::string name;
+  bool backward_from_output;
+  std::function<Runner(const Problem<T>&, const Eigen::ThreadPoolDevice*)> forward, backward;
+  // The double forward (backward) of one slice, from x (from what the backward reads, and dy).
+  std::function<ref::Slice(const ref::Slice&)> slice_forward;
+  std::function<ref::Slice(const ref::Slice&, const ref::Slice&)> slice_backward;
+};
+
+template <template <class> class F>
+ref::Slice double_slice(const ref::Slice& x, const ref::Slice* dy) {
+  const Index n = static_cast<Index>(x.size());
+  Eigen::Tensor<double, 1> xt(n), dyt(n);
+  for (Index i = 0; i < n; ++i) xt(i) = static_cast<double>(x[i]), dyt(i) = dy ? static_cast<double>((*dy)[i]) : 0;
+  const Eigen::Tensor<double, 1> r = dy ? Eigen::Tensor<double, 1>(F<double>{}.backward(xt, dyt, 0))
+                                        : Eigen::Tensor<double, 1>(F<double>{}(xt, 0));
+  return ref::Slice(r.data(), r.data() + n);
+}
+
+template <class T, template <class> class F>
+Listed<T> make_listed(const char* name) {
+  Listed<T> l;
+  l.name = snake_case(name);
+  l.backward_from_output = F<T>::backward_from_output;
+  l.forward = [](const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
+    return with_views(p.shape, p.x, p.y, [&](auto x, auto y) -> Runner {
+      const F<T> f{};
+      const int axis = p.shape.axis;
+      if (dev) return [=]() mutable { f(x, axis, y, *dev); };
+      return [=]() mutable { f(x, axis, y); };
+    });
+  };
+  l.backward = [](const Problem<T>& p, const Eigen::ThreadPoolDevice* dev) {
+    return with_views(p.shape, p.x, p.dy, p.y, [&](auto saved, auto dy, auto dx) -> Runner {
+      const F<T> f{};
+      const int axis = p.shape.axis;
+      if (dev) return [=]() mutable { f.backward(saved, dy, axis, dx, *dev); };
+      return [=]() mutable { f.backward(saved, dy, axis, dx); };
+    });
+  };
+  l.slice_forward = [](const ref::Slice& x) { return double_slice<F>(x, nullptr); };
+  l.slice_backward = [](const ref::Slice& x, const ref::Slice& dy) { return double_slice<F>(x, &dy); };
+  return l;
+}
+
+template <class T>
+const std::vector<Listed<T>>& listed_functors() {
+  static const std::vector<Listed<T>> all = [] {
+    std::vector<Listed<T>> v;
+#define NORMKIT_BENCH_LISTED(Name) \
+  if constexpr (!curated<normkit::Name>::value) v.push_back(make_listed<T, normkit::Name>(#Name));
+    NORMKIT_FUNCTORS(NORMKIT_BENCH_LISTED)
+#undef NORMKIT_BENCH_LISTED
+    return v;
+  }();
+  return all;
 }
 
 // The Eigen Tensor code a user writes: reductions, then reshape + broadcast.
@@ -395,11 +497,14 @@ Runners make_runners(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevi
   Runner run;
   switch (impl) {
     case Impl::normkit:
-      run = backward ? normkit_backward_runner(p, nullptr) : normkit_runner(p, nullptr);
+    case Impl::normkit_mt: {
+      const Eigen::ThreadPoolDevice* on = impl == Impl::normkit_mt ? dev : nullptr;
+      if (p.listed)
+        run = backward ? p.listed->backward(p, on) : p.listed->forward(p, on);
+      else
+        run = backward ? normkit_backward_runner(p, on) : normkit_runner(p, on);
       break;
-    case Impl::normkit_mt:
-      run = backward ? normkit_backward_runner(p, dev) : normkit_runner(p, dev);
-      break;
+    }
     case Impl::eigen_naive:
       if (backward) break;
       run = with_views(p.shape, x, y, [&](auto xv, auto yv) -> Runner {
@@ -580,8 +685,8 @@ const Eigen::Tensor<long double, 1>& expected(const Problem<T>& p, const std::ve
   static std::string key;
   static Eigen::Tensor<long double, 1> values;
   std::ostringstream k;
-  k << static_cast<int>(p.op) << '/' << typeid(T).name() << '/' << static_cast<int>(p.shape.layout) << '/'
-    << p.shape.d0 << 'x' << p.shape.d1 << '/' << arena().generation();
+  k << (p.listed ? p.listed->name : std::to_string(static_cast<int>(p.op))) << '/' << typeid(T).name() << '/'
+    << static_cast<int>(p.shape.layout) << '/' << p.shape.d0 << 'x' << p.shape.d1 << '/' << arena().generation();
   if (k.str() == key) return values;
   const Geometry& g = p.shape.geo;
   std::optional<ref::Slice> gamma, beta;
@@ -590,7 +695,9 @@ const Eigen::Tensor<long double, 1>& expected(const Problem<T>& p, const std::ve
   values.resize(static_cast<Index>(sample.size()) * g.len);
   Index at = 0;
   for (Index s : sample)
-    for (long double v : reference_slice(p.op, gather(p.x, g, s), gamma ? &*gamma : nullptr, beta ? &*beta : nullptr))
+    for (long double v : p.listed ? p.listed->slice_forward(gather(p.x, g, s))
+                                  : reference_slice(p.op, gather(p.x, g, s), gamma ? &*gamma : nullptr,
+                                                    beta ? &*beta : nullptr))
       values(at++) = v;
   key = k.str();
   return values;
@@ -657,8 +764,8 @@ const BackwardExpected& expected_backward(const Problem<T>& p, const std::vector
   static std::string key;
   static BackwardExpected e;
   std::ostringstream k;
-  k << static_cast<int>(p.op) << '/' << typeid(T).name() << '/' << static_cast<int>(p.shape.layout) << '/'
-    << p.shape.d0 << 'x' << p.shape.d1 << '/' << arena().generation();
+  k << (p.listed ? p.listed->name : std::to_string(static_cast<int>(p.op))) << '/' << typeid(T).name() << '/'
+    << static_cast<int>(p.shape.layout) << '/' << p.shape.d0 << 'x' << p.shape.d1 << '/' << arena().generation();
   if (k.str() == key) return e;
   key.clear();
   const Geometry& g = p.shape.geo;
@@ -677,7 +784,8 @@ const BackwardExpected& expected_backward(const Problem<T>& p, const std::vector
     if (!sampled && !grads) continue;
     if (sampled) ++next;
     const ref::AffineBackward r =
-        reference_backward_slice(p.op, gather(p.x, g, s), gather(p.dy, g, s), gamma ? &*gamma : nullptr);
+        p.listed ? ref::AffineBackward{p.listed->slice_backward(gather(p.x, g, s), gather(p.dy, g, s)), {}, {}}
+                 : reference_backward_slice(p.op, gather(p.x, g, s), gather(p.dy, g, s), gamma ? &*gamma : nullptr);
     if (sampled)
       for (long double v : r.dx) e.dx(at++) = v;
     if (!grads) continue;
@@ -752,7 +860,7 @@ std::atomic<int> g_failed_cases{0};
 template <class T>
 struct Case {
   Impl impl;
-  std::optional<Op> op;  // none for the floors
+  std::optional<Op> op;  // none for the floors and the listed functors
   Pass pass;             // the floors': floor_pass(impl)
   Shape shape;
   double mib;            // nominal size
@@ -761,6 +869,7 @@ struct Case {
   std::string error{};
   bool counted = false;
   std::vector<T> gamma{}, beta{}, dgamma{}, dbeta{};
+  const Listed<T>* listed = nullptr;
 };
 
 template <class T>
@@ -774,15 +883,19 @@ void run_case(benchmark::State& state, Case<T>& c) {
   state.counters["threads"] = threaded(c.impl) ? kThreads : 1;
   const bool backward = c.pass == Pass::backward;
   try {
-    const Buffers<T> b =
-        arena().get<T>(n, info ? std::optional<bool>(info->positive_data) : std::nullopt, backward);
+    const std::optional<bool> positive =
+        c.listed ? std::optional<bool>(true) : info ? std::optional<bool>(info->positive_data) : std::nullopt;
+    const Buffers<T> b = arena().get<T>(n, positive, backward);
     const T* in = b.x;
-    if (backward && c.op && backward_from_output(*c.op)) {  // its backward reads y: normkit's forward output
+    const bool from_output = c.listed ? c.listed->backward_from_output : c.op && backward_from_output(*c.op);
+    if (backward && from_output) {  // its backward reads y: normkit's forward output
       std::ostringstream key;
-      key << info->name << '/' << typeid(T).name() << '/' << static_cast<int>(c.shape.layout) << '/' << c.shape.d0
-          << 'x' << c.shape.d1;
+      key << (c.listed ? c.listed->name.c_str() : info->name) << '/' << typeid(T).name() << '/'
+          << static_cast<int>(c.shape.layout) << '/' << c.shape.d0 << 'x' << c.shape.d1;
       arena().ensure_saved(key.str(), [&] {
-        normkit_runner(Problem<T>{*c.op, Pass::forward, c.shape, b.x, b.saved, nullptr, nullptr}, nullptr)();
+        Problem<T> forward{c.op.value_or(Op::sum_to_one), Pass::forward, c.shape, b.x, b.saved, nullptr, nullptr};
+        forward.listed = c.listed;
+        (c.listed ? c.listed->forward(forward, nullptr) : normkit_runner(forward, nullptr))();
       });
       in = b.saved;
     }
@@ -801,12 +914,13 @@ void run_case(benchmark::State& state, Case<T>& c) {
       }
       const auto data_or_null = [](auto& v) { return v.empty() ? nullptr : v.data(); };
       const Problem<T> p{c.op.value_or(Op::sum_to_one), c.pass, c.shape, in, b.y, data_or_null(c.gamma),
-                         data_or_null(c.beta), b.dy, data_or_null(c.dgamma), data_or_null(c.dbeta)};
+                         data_or_null(c.beta), b.dy, data_or_null(c.dgamma), data_or_null(c.dbeta), c.listed};
       const Runners r = make_runners(c.impl, p, threaded(c.impl) ? &pool_device() : nullptr);
       if (!r.timed) throw std::logic_error("no implementation");
       c.run = r.timed;
       c.bound_epoch = arena().epoch();
-      c.error = !c.op ? std::string() : backward ? check_backward(p, r.checked) : check(p, r.checked);
+      const bool checked = c.op || c.listed;
+      c.error = !checked ? std::string() : backward ? check_backward(p, r.checked) : check(p, r.checked);
     }
   } catch (const std::exception& e) {
     c.error = std::string("exception: ") + e.what();
@@ -827,7 +941,9 @@ void run_case(benchmark::State& state, Case<T>& c) {
 template <class T>
 void register_case(const char* type, Case<T> c) {
   std::ostringstream name;
-  name << (c.op ? kOps[static_cast<int>(*c.op)].name : "floor") << (c.op ? kPassSuffix[static_cast<int>(c.pass)] : "")
+  const bool is_op = c.op || c.listed;
+  name << (c.listed ? c.listed->name.c_str() : c.op ? kOps[static_cast<int>(*c.op)].name : "floor")
+       << (is_op ? kPassSuffix[static_cast<int>(c.pass)] : "")
        << '/' << kImplNames[static_cast<int>(c.impl)] << '/' << type << '/'
        << kLayoutNames[static_cast<int>(c.shape.layout)] << "/cols:" << c.shape.cols << "/MiB:" << c.mib;
   auto shared = std::make_shared<Case<T>>(std::move(c));
@@ -867,6 +983,17 @@ void register_type(const char* type, const Selection& sel) {
             if (selected(impl) && available<T>(impl, op.op, pass))
               register_case<T>(type, {impl, op.op, pass, shape, mib});
         }
+      }
+    for (const Listed<T>& listed : listed_functors<T>())
+      for (const Pass pass : {Pass::forward, Pass::backward}) {
+        if (!sel.passes[static_cast<std::size_t>(pass)]) continue;
+        for (const auto& [layout, cols] : kShapes)
+          for (Impl impl : {Impl::normkit, Impl::normkit_mt})
+            if (selected(impl)) {
+              Case<T> c{impl, std::nullopt, pass, make_shape(layout, cols, elements), mib};
+              c.listed = &listed;
+              register_case<T>(type, std::move(c));
+            }
       }
   }
 }

@@ -339,7 +339,8 @@ def plot(results, outdir):
     colors = dict(zip(IMPLS + ["floor_memcpy"], ["C0", "C1", "C2", "C3", "C4", "0.5"]))
     files = []
     for mib in sorted({k[3] for k in rat}):
-        fig, axes = plt.subplots(2, 5, figsize=(22, 8.5), sharey=True)
+        rows = (len(OPS) + 4) // 5
+        fig, axes = plt.subplots(rows, 5, figsize=(22, 4.25 * rows), sharey=True, squeeze=False)
         for ax, op in zip(axes.flat, OPS):
             for impl in IMPLS + ["floor_memcpy"]:
                 for typ, style in (("float", "-"), ("double", "--")):
@@ -355,6 +356,8 @@ def plot(results, outdir):
             ax.set_xticklabels(SHORT_LABELS, rotation=30, fontsize=8)
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
+        for ax in list(axes.flat)[len(OPS):]:
+            ax.set_visible(False)
         for ax in axes[:, 0]:
             ax.set_ylabel("throughput / floor_scale")
         handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -383,6 +386,11 @@ def main():
     results, errors, contexts = parse(args.json)
     if not results:
         sys.exit("report.py: no benchmark results in " + ", ".join(args.json))
+    # Functors of the list without a curated op (normkit alone) join the tables.
+    seen = {k[2][:-len(BACKWARD)] if k[2].endswith(BACKWARD) else k[2] for k in results} - {"floor"}
+    for op in sorted(seen - set(BWD_OPS)):
+        OPS.append(op)
+        BWD_OPS.append(op)
     os.makedirs(args.outdir, exist_ok=True)
     forward = {k: v for k, v in results.items() if not is_backward(k)}
     plots = [] if args.no_plots or not forward else plot(forward, args.outdir)
