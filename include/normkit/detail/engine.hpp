@@ -496,7 +496,9 @@ struct SliceEngine {
   // strided_chunk) are flattened: g++ left finalize, to_params and the map
   // runs as calls, which took a third of the time on rows of 64 floats
   // (sum-to-one 0.21 -> 0.28, z-score RowMajor axis 0 0.27 -> 0.35).
-  // Flattening all of contiguous_slices instead slowed softmax's exp pass.
+  // contiguous_slices is flattened too: with the generalized engine, g++ -O3
+  // left map_slice as a call per slice (rows of 64 floats 5-8 %, softmax
+  // rows of 768 6 %; docs/measurements/2026-12-01-backward-speed.md).
   [[gnu::flatten]] Params decide_slice(Index o) const { return decide(reduce_slice(slice_in(o)), slice_in(o), 1); }
 
   [[gnu::flatten]] void decide_group(Index first, Index count, Params* params) const {
@@ -511,7 +513,7 @@ struct SliceEngine {
   static constexpr Index max_group = 16, min_decided_together = 4;
   Index group_size() const { return std::clamp<Index>(Index(8192 / sizeof(T)) / in.n, 1, max_group); }
 
-  void contiguous_slices(Index first, Index last, double* sums) const {
+  [[gnu::flatten]] void contiguous_slices(Index first, Index last, double* sums) const {
     const Index lead = fetch_lead(), group = group_size();
     std::array<Params, max_group> p;
     std::vector<T> stage(P > 0 ? std::size_t(Index(P) * in.n) : 0, T(0));
