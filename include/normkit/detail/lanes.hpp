@@ -312,6 +312,27 @@ V mul_sub(const V& a, const V& b, const V& c) {
     return xsimd::fms(a, b, c);
 }
 
+// Whether the target has a fused multiply-add: then fused_mul_sub rounds
+// once, for batches and scalars alike.
+#if defined(__FMA__) || defined(__AVX512F__)
+inline constexpr bool has_fused_multiply_add = true;
+#else
+inline constexpr bool has_fused_multiply_add = false;
+#endif
+
+// a*b - c rounded once; only where has_fused_multiply_add (without it, std::fma
+// is a slow library call and xsimd::fms two roundings).
+template <class V>
+V fused_mul_sub(const V& a, const V& b, const V& c) {
+  static_assert(has_fused_multiply_add && sizeof(V) > 0, "fused_mul_sub: the target has no fused multiply-add");
+  if constexpr (is_wide<V>)
+    return each([](const auto& x, const auto& y, const auto& z) { return fused_mul_sub(x, y, z); }, a, b, c);
+  else if constexpr (is_scalar_lane<V>)
+    return std::fma(a, b, -c);
+  else
+    return xsimd::fms(a, b, c);
+}
+
 // --- masks
 template <class V>
 typename lane_traits<V>::mask is_nan(const V& a) {

@@ -100,36 +100,47 @@ struct AffineMap {
 /// offset is not used). exp runs once per element: the output is written,
 /// summed, and rescaled in a second pass.
 ///
-/// The map is exp(x * a - b), one fused operation before exp: a = scale and
-/// b = center * scale, rounded once. b's rounding shifts every exponent of the
-/// slice by the same amount, which the division by the sum cancels. With
-/// scale = 1 this is exactly exp(x - center). Once |b| reaches 2^30 (float) or
-/// 2^62 (double), the shift could overflow exp, so a and b are divided by a
-/// power of two that keeps |b| below it: neighbouring values then stay at
-/// least 32 (float) or 256 (double) apart in the exponent, and an output that
-/// is exactly below e^-32 = 1.3e-14 (float) or e^-256 (double) of the largest
-/// may come out as large as that.
+/// On targets with a fused multiply-add the map is exp(x * a - b), one fused
+/// operation before exp: a = scale and b = center * scale, rounded once (x * a
+/// is exact inside the fused operation). b's rounding shifts every exponent
+/// of the slice by the same amount, which the division by the sum cancels.
+/// With scale = 1 this is exactly exp(x - center). Once |b| reaches 2^30
+/// (float) or 2^62 (double), the shift could overflow exp, so a and b are
+/// divided by a power of two that keeps |b| below it: neighbouring values
+/// then stay at least 32 (float) or 256 (double) apart in the exponent, and an
+/// output that is exactly below e^-32 = 1.3e-14 (float) or e^-256 (double) of
+/// the largest may come out as large as that. Without a fused multiply-add
+/// (baseline x86-64), x * a would be rounded at the offset's magnitude, so the
+/// map stays exp((x * prescale - center) * scale).
 struct ExpMap {
-  static constexpr std::size_t fields = 2;  // a, b
+  static constexpr bool fused = detail::has_fused_multiply_add;
+  static constexpr std::size_t fields = fused ? 2 : 3;  // a, b; or prescale, center, scale
   static constexpr bool renormalizes = true;
 
   template <class T, class A>
   static Params<T, fields> lower(const detail::SliceMap<A>& m) {
     const Params<T, 4> q = AffineMap::lower<T>(m);  // {prescale, center, scale, offset}
     if (q.fill) return {{}, true, q.fill_value};
-    if (q.p[2] == T(1)) return {{q.p[0], q.p[1]}, false, T(0)};
-    const A a = A(q.p[0]) * A(q.p[2]), b = A(q.p[1]) * A(q.p[2]);
-    // 2^(digits + 6) (float) or 2^(digits + 9) (double): b's rounding stays
-    // below half of ln(max()), 88 or 709.
-    const int limit = std::numeric_limits<T>::digits + std::ilogb(std::log(std::numeric_limits<T>::max()));
-    int shift = 0;
-    if (std::isfinite(b) && b != A(0)) shift = std::max(0, std::ilogb(b) + 1 - limit);
-    return {{T(std::ldexp(a, -shift)), T(std::ldexp(b, -shift))}, false, T(0)};
+    if constexpr (!fused) {
+      return {{q.p[0], q.p[1], q.p[2]}, false, T(0)};
+    } else {
+      if (q.p[2] == T(1)) return {{q.p[0], q.p[1]}, false, T(0)};
+      const A a = A(q.p[0]) * A(q.p[2]), b = A(q.p[1]) * A(q.p[2]);
+      // 2^(digits + 6) (float) or 2^(digits + 9) (double): b's rounding stays
+      // below half of ln(max()), 88 or 709.
+      const int limit = std::numeric_limits<T>::digits + std::ilogb(std::log(std::numeric_limits<T>::max()));
+      int shift = 0;
+      if (std::isfinite(b) && b != A(0)) shift = std::max(0, std::ilogb(b) + 1 - limit);
+      return {{T(std::ldexp(a, -shift)), T(std::ldexp(b, -shift))}, false, T(0)};
+    }
   }
 
   template <bool HasGamma, bool HasBeta, class V, std::size_t K>
   static V apply(const std::array<V, fields>& p, const std::array<V, K>& in, const V&, const V&) {
-    return detail::vexp(detail::mul_sub(in[0], p[0], p[1]));
+    if constexpr (fused)
+      return detail::vexp(detail::fused_mul_sub(in[0], p[0], p[1]));
+    else
+      return detail::vexp(detail::mul_sub(in[0], p[0], p[1]) * p[2]);
   }
 };
 
