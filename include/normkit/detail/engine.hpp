@@ -349,9 +349,9 @@ struct SliceEngine {
   }
 
   template <class V>
-  std::array<V, K> load_inputs(Index off) const {
+  static std::array<V, K> load_inputs(const std::array<const T*, K>& data, Index off) {
     std::array<V, K> x;
-    for (std::size_t q = 0; q < K; ++q) x[q] = lane_load<V>(in.data[q] + off);
+    for (std::size_t q = 0; q < K; ++q) x[q] = lane_load<V>(data[q] + off);
     return x;
   }
 
@@ -374,10 +374,11 @@ struct SliceEngine {
   auto map_run(Index off, Index x_stride, T* y, Index y_stride, Index count, const Lanes<V>& p,
                const WeightAt& weight_at, const SumAt& sum_at, Ahead ahead, bool nontemporal = false) const {
     V gamma(1), beta(0);
+    const std::array<const T*, K> data = in.data;  // a local: g++ reloaded the member every step
     const auto step = [&](Index j) {
-      ahead.fetch<V>(in.data, j, x_stride);
+      ahead.fetch<V>(data, j, x_stride);
       weight_at(j, gamma, beta);
-      const auto x = load_inputs<V>(off + j * x_stride);
+      const auto x = load_inputs<V>(data, off + j * x_stride);
       const V v = Map::template apply<HasGamma, HasBeta>(p.p, x, gamma, beta);
       if constexpr (P > 0) {
         std::array<V, P> s;
