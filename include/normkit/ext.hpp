@@ -46,6 +46,7 @@ using detail::vpow;
 using stats::CenteredDot;
 using stats::CompensatedSum;
 using stats::Dot;
+using stats::LeanDot;
 using stats::count_of;
 using stats::fold;
 using stats::for_steps;

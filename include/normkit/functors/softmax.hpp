@@ -56,7 +56,7 @@ struct Softmax {
   /// dx = y * (dy - sum dy * y) / temperature, from the output y.
   struct Gradient {
     using value_type = T;
-    using statistic = stats::Dot;
+    using statistic = stats::LeanDot;
     static constexpr std::size_t inputs = 2;  // y, dy
     static constexpr bool zeroes_skipped = true;
 
@@ -74,7 +74,7 @@ struct Softmax {
     auto finalize(const Total& t) const {
       using A = detail::wide_t<Total>;
       using C = ext::Coefficients<A, 2>;
-      if (t.nan) return C::constant(detail::quiet_nan<A>());
+      if (std::isnan(t.d.value())) return C::constant(detail::quiet_nan<A>());  // a NaN in y or dy
       const A k = A(T(1) / f.temperature);
       return C{{k, -k * t.d.value()}};
     }

@@ -370,6 +370,45 @@ struct Dot {
   }
 };
 
+/// sum dy * y alone (Softmax's backward, from its output y). A NaN in y or dy,
+/// and an overflowing product, already show in the sum as NaN or inf; neither
+/// a NaN flag nor a range is reduced beside it (Dot's four fields cost the
+/// softmax backward a compare, a blend and a max per vector). A sum that is not
+/// finite is reduced again in long double: an overflow comes out right, a NaN
+/// stays NaN. Products that underflow are not rescued: y of a softmax has a
+/// largest value of at least 1/n, next to which they weigh nothing.
+struct LeanDot {
+  enum : std::size_t { count, dot, fields };
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> reduce(const Load& load, Index steps) const {
+    Ways<V> n = ways_of(V(0)), d = n;
+    for_steps<V>(steps, [&](Index j, int k) {
+      const V raw = load(j);
+      const V dy = screen_dy<SkipNan>(raw, load.template at<1>(j));
+      d[k] = detail::mul_add(dy, screen<SkipNan>(raw, V(0), n[k]), d[k]);
+    });
+    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(d)};
+  }
+
+  template <class A>
+  struct Total {
+    A n = 0;
+    CompensatedSum<A> d;
+
+    template <class S>
+    void add(const std::array<S, fields>& lane) {
+      n += A(lane[count]);
+      d.add(A(lane[dot]));
+    }
+  };
+
+  template <class T, class A>
+  static bool needs_rescue(const Total<A>& t) {
+    return !std::isfinite(t.d.value());
+  }
+};
+
 /// sum g and sum g * (x - origin), g = dy * gamma, with x's range (the
 /// backward of ZScore and LayerNorm from a saved mean: MomentsDot without the
 /// moments). Each block is centred on its own mean, as in Moments, so the
