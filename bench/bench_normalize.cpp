@@ -16,10 +16,12 @@
 //                 [Google Benchmark flags]
 //   --smoke:  tiny shapes (64 KiB) and --benchmark_min_time=0.001, for the CTest smoke test
 //   --sizes:  tensor sizes in MiB (default 4,256)
-//   --impls:  register only these (normkit normkit_mt eigen_naive onednn torch floor_scale
-//             floor_memcpy floor_scale_mt bound_two_pass bound_exp floor_axpby); bench/run.sh
+//   --impls:  register only these (normkit normkit_mt normkit_saved eigen_naive onednn torch
+//             floor_scale floor_memcpy floor_scale_mt bound_two_pass bound_exp floor_axpby); bench/run.sh
 //             times the _mt impls unpinned (2 threads), the rest on one core. eigen_naive has no
-//             backward; floor_axpby is the backward's floor, the other floors and bounds the forward's
+//             backward; normkit_saved is the backward from the forward's saved statistics (no
+//             Softmax / LogSoftmax); floor_axpby is the backward's floor, the other floors and
+//             bounds the forward's
 //   --passes: forward, backward or both (default)
 //
 // EIGEN_USE_THREADS comes from CMake: it must precede every Tensor include.
@@ -124,6 +126,7 @@ decltype(auto) with_views(const Shape& s, const T* saved, const T* dy, T* dx, Fn
 enum class Impl {
   normkit,
   normkit_mt,
+  normkit_saved,
   eigen_naive,
   onednn,
   torch,
@@ -134,10 +137,11 @@ enum class Impl {
   bound_exp,
   floor_axpby
 };
-constexpr const char* kImplNames[] = {"normkit",        "normkit_mt", "eigen_naive", "onednn",
+constexpr const char* kImplNames[] = {"normkit",        "normkit_mt", "normkit_saved", "eigen_naive", "onednn",
                                       "torch",          "floor_scale", "floor_memcpy", "floor_scale_mt",
                                       "bound_two_pass", "bound_exp",  "floor_axpby"};
-constexpr Impl kOpImpls[] = {Impl::normkit, Impl::normkit_mt, Impl::eigen_naive, Impl::onednn, Impl::torch};
+constexpr Impl kOpImpls[] = {Impl::normkit, Impl::normkit_mt, Impl::normkit_saved, Impl::eigen_naive, Impl::onednn,
+                             Impl::torch};
 constexpr Impl kFloors[] = {Impl::floor_scale, Impl::floor_memcpy, Impl::floor_scale_mt, Impl::bound_two_pass,
                             Impl::bound_exp, Impl::floor_axpby};
 // Impls that run on the thread pool.
@@ -227,6 +231,38 @@ Runner normkit_backward_runner(const Problem<T>& p, const Eigen::ThreadPoolDevic
       }
       if (dev) return [=]() mutable { f.backward(saved, dy, axis, dx, *dev); };
       return [=]() mutable { f.backward(saved, dy, axis, dx); };
+    });
+  });
+}
+
+// normkit's backward from the statistics its forward saved (normkit::forward,
+// docs/backward.md), as a training step calls it and as the peers' backwards
+// take the forward's mean and rstd. The forward runs once, untimed, when the
+// runner is built (its y goes to dx, which the backward overwrites).
+template <class T>
+Runner normkit_saved_runner(const Problem<T>& p) {
+  return with_views(p.shape, p.x, p.dy, p.y, [&](auto x, auto dy, auto dx) {
+    return with_functor<T>(p.op, [&](auto f) -> Runner {
+      using F = decltype(f);
+      if constexpr (F::backward_from_output) {
+        return {};
+      } else {
+        const int axis = p.shape.axis;
+        normkit::saved_t<F, decltype(x)> saved;
+        if constexpr (normkit::accepts_affine_v<F>) {
+          if (p.gamma) {
+            const Index len = p.shape.geo.len;
+            const Eigen::TensorMap<const Eigen::Tensor<T, 1>> g(p.gamma, len), b(p.beta ? p.beta : p.gamma, len);
+            const normkit::Affine<T> w = p.beta ? normkit::affine(g, b) : normkit::affine(g);
+            const Eigen::TensorMap<Eigen::Tensor<T, 1>> dg(p.dgamma, len), db(p.dbeta ? p.dbeta : p.dgamma, len);
+            const normkit::AffineGrads<T> grads = p.dbeta ? normkit::affine_grads(dg, db) : normkit::affine_grads(dg);
+            normkit::forward(x, f, axis, w, dx, saved);
+            return [=]() mutable { normkit::backward(f, x, dy, axis, w, dx, grads, saved); };
+          }
+        }
+        normkit::forward(x, f, axis, dx, saved);
+        return [=]() mutable { normkit::backward(f, x, dy, axis, dx, saved); };
+      }
     });
   });
 }
@@ -505,6 +541,9 @@ Runners make_runners(Impl impl, const Problem<T>& p, const Eigen::ThreadPoolDevi
         run = backward ? normkit_backward_runner(p, on) : normkit_runner(p, on);
       break;
     }
+    case Impl::normkit_saved:
+      if (backward && !p.listed) run = normkit_saved_runner(p);
+      break;
     case Impl::eigen_naive:
       if (backward) break;
       run = with_views(p.shape, x, y, [&](auto xv, auto yv) -> Runner {
@@ -532,6 +571,8 @@ template <class T>
 bool available(Impl impl, [[maybe_unused]] Op op, Pass pass) {
   [[maybe_unused]] const bool is_double = std::is_same<T, double>::value;
   switch (impl) {
+    case Impl::normkit_saved:  // Softmax and LogSoftmax differentiate their output: nothing saved
+      return pass == Pass::backward && !backward_from_output(op);
     case Impl::eigen_naive:
       return pass == Pass::forward;
     case Impl::onednn:
@@ -872,8 +913,22 @@ struct Case {
   const Listed<T>* listed = nullptr;
 };
 
+// The case whose runner is alive. Google Benchmark runs one case to the end
+// before the next, and a peer's runner holds its own copies of the tensors
+// (libtorch's backward at 256 MiB: about 1 GiB), so the previous case's runner
+// is released when another starts: keeping them all exhausted 24 GiB.
+inline std::function<void()>& release_previous_runner() {
+  static std::function<void()> release;
+  return release;
+}
+
 template <class T>
 void run_case(benchmark::State& state, Case<T>& c) {
+  auto& release = release_previous_runner();
+  if (!c.run) {
+    if (release) release();
+    release = [&c] { c.run = nullptr; };
+  }
   const Index n = c.shape.size();
   const auto info = c.op ? &kOps[static_cast<int>(*c.op)] : nullptr;
   state.counters["cols"] = static_cast<double>(c.shape.cols);

@@ -40,7 +40,8 @@ FLOORS = ["floor_scale", "floor_memcpy"]
 TYPES = ["float", "double"]
 BACKWARD = "_backward"  # op-name suffix of the backward benchmarks
 BWD_OPS = OPS + ["layer_norm_noaffine"]  # LayerNorm without gamma/beta: timed backward only
-BWD_IMPLS = ["normkit", "normkit_mt", "onednn", "torch"]
+BWD_IMPLS = ["normkit", "normkit_saved", "normkit_mt", "onednn", "torch"]
+BWD_OURS = ["normkit", "normkit_saved"]  # normkit_saved: the backward from the forward's saved statistics
 BWD_PEERS = ["onednn", "torch"]
 BWD_FLOOR = "floor_axpby"
 
@@ -257,23 +258,25 @@ def backward_section(results):
            "beta. Throughput counts two reads and one write of the tensor (3 x its bytes) per call. "
            f"Ratios are against `{BWD_FLOOR}` (y = a*x + b*z, a plain loop reading two tensors and writing "
            "one) of the same run, shape, type and size. The peers' layer-norm backwards read the mean and "
-           "rstd (variance) a training forward saved; normkit recomputes its statistics from x. torch's "
+           "rstd (variance) a training forward saved; normkit recomputes its statistics from x, and "
+           "`normkit_saved` reads those its forward saved (normkit::forward, untimed). torch's "
            "layer norm and autograd backwards allocate their results; oneDNN and torch's softmax "
            "backwards write into dx.", ""]
     for mib in sizes:
         for typ in TYPES:
             rows = []
             for op in BWD_OPS:
-                cells = []
-                for layout, cols in SHAPES:
-                    key = ("normkit", op + BACKWARD, typ, mib, layout, cols)
-                    if key in gbs:
-                        ratio = r_floor.get(key)
-                        cells.append(f"{gbs[key] / 1e9:.1f} ({ratio:.2f})" if ratio else f"{gbs[key] / 1e9:.1f}")
-                    else:
-                        cells.append("")
-                if any(cells):
-                    rows.append([op] + cells)
+                for ours in BWD_OURS:
+                    cells = []
+                    for layout, cols in SHAPES:
+                        key = (ours, op + BACKWARD, typ, mib, layout, cols)
+                        if key in gbs:
+                            ratio = r_floor.get(key)
+                            cells.append(f"{gbs[key] / 1e9:.1f} ({ratio:.2f})" if ratio else f"{gbs[key] / 1e9:.1f}")
+                        else:
+                            cells.append("")
+                    if any(cells):
+                        rows.append([op if ours == "normkit" else f"{op}, saved statistics"] + cells)
             if not rows:
                 continue
             floor_cells = []
@@ -287,15 +290,17 @@ def backward_section(results):
 
             rows = []
             for op in BWD_OPS:
-                for peer in BWD_PEERS:
-                    cells = []
-                    for layout, cols in SHAPES:
-                        case = (op + BACKWARD, typ, mib, layout, cols)
-                        vals = [bps / results[(k[0], peer) + case] for k, bps in results.items()
-                                if k[1] == "normkit" and k[2:] == case and (k[0], peer) + case in results]
-                        cells.append(f"{vals[0]:.2f}" if vals else "")
-                    if any(cells):
-                        rows.append([f"{op} vs {peer}"] + cells)
+                for ours in BWD_OURS:
+                    for peer in BWD_PEERS:
+                        cells = []
+                        for layout, cols in SHAPES:
+                            case = (op + BACKWARD, typ, mib, layout, cols)
+                            vals = [bps / results[(k[0], peer) + case] for k, bps in results.items()
+                                    if k[1] == ours and k[2:] == case and (k[0], peer) + case in results]
+                            cells.append(f"{vals[0]:.2f}" if vals else "")
+                        if any(cells):
+                            label = op if ours == "normkit" else f"{op} (saved statistics)"
+                            rows.append([f"{label} vs {peer}"] + cells)
             if rows:
                 out.append(f"### normkit backward vs the peers, {typ}, {fmt_mib(mib)} MiB: "
                            "normkit's throughput over the peer's (above 1: normkit faster)")

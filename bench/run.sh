@@ -12,7 +12,7 @@
 #   cmake --preset native -DNORMKIT_BUILD_BENCH=ON
 #   cmake --build --preset native --target normkit_bench
 #   OMP_NUM_THREADS=1 taskset -c 0 build/native/bench/normkit_bench \
-#       --impls=normkit,eigen_naive,onednn,torch,floor_scale,floor_memcpy,bound_two_pass,bound_exp,floor_axpby \
+#       --impls=normkit,normkit_saved,eigen_naive,onednn,torch,floor_scale,floor_memcpy,bound_two_pass,bound_exp,floor_axpby \
 #       --sizes=4,256 --passes=forward,backward --benchmark_min_time=0.2 --benchmark_repetitions=1 \
 #       --benchmark_out=bench/results/single.json --benchmark_out_format=json
 #   build/native/bench/normkit_bench --impls=normkit_mt,floor_scale,floor_memcpy,floor_scale_mt,floor_axpby \
@@ -48,7 +48,7 @@ common=(--sizes="$sizes" --passes="$passes" --benchmark_filter="$filter" --bench
 # Single-threaded implementations and the floors on one core; OMP_NUM_THREADS
 # keeps oneDNN's OpenMP runtime at one thread too (torch is set to 1 in code).
 OMP_NUM_THREADS=1 taskset -c 0 "$bin" \
-  --impls=normkit,eigen_naive,onednn,torch,floor_scale,floor_memcpy,bound_two_pass,bound_exp,floor_axpby \
+  --impls=normkit,normkit_saved,eigen_naive,onednn,torch,floor_scale,floor_memcpy,bound_two_pass,bound_exp,floor_axpby \
   "${common[@]}" --benchmark_out="$out/single.json"
 # normkit_mt (2 threads) unpinned, with its own floors so its ratios come from the same run.
 "$bin" --impls=normkit_mt,floor_scale,floor_memcpy,floor_scale_mt,floor_axpby "${common[@]}" \
