@@ -317,6 +317,57 @@ TEMPLATE_TEST_CASE("saved statistics: LayerNorm / RMSNorm dgamma and dbeta", "[s
   both(normkit::RMSNorm<T>{}, false);
 }
 
+// ZScore and LayerNorm from saved statistics reduce stats::CenteredDot in one
+// pass where a block is finite; a NaN, an infinity or products near overflow
+// must still give what the recomputing backward gives: NaN where it is NaN,
+// the same infinities, the rest within 1e-4 (1 + |dx|) (huge values go
+// through the long double pass on both sides).
+TEMPLATE_TEST_CASE("saved statistics: NaN, infinite and huge x agree with the recomputing backward",
+                   "[saved][edge]", float, double) {
+  using T = TestType;
+  const T inf = std::numeric_limits<T>::infinity(), big = std::numeric_limits<T>::max() / 4;
+  const normkit::LayerNorm<T> ln{};
+  const normkit::ZScore<T> z{};
+  Index compared = 0;
+  const auto agree = [&](const auto& f, const Eigen::Tensor<T, 3, Eigen::RowMajor>& x,
+                         const Eigen::Tensor<T, 3, Eigen::RowMajor>& dy, int axis) {
+    auto [y, saved] = normkit::forward(x, f, axis);
+    const Eigen::Tensor<T, 3, Eigen::RowMajor> want = f.backward(x, dy, axis),
+                                               got = normkit::backward(f, x, dy, axis, saved);
+    Index off = 0, at = 0;
+    for (Index i = 0; i < want.size(); ++i) {
+      const T a = got.data()[i], e = want.data()[i];
+      const bool same = std::isnan(a) ? std::isnan(e)
+                                      : a == e || std::fabs(double(a) - double(e)) <= 1e-4 * (1 + std::fabs(double(e)));
+      if (!same) ++off, at = i;
+      ++compared;
+    }
+    INFO(std::decay_t<decltype(f)>::name << " axis " << axis << ": " << off << " elements differ, e.g. flat index "
+                                         << at << ": " << got.data()[at] << " vs " << want.data()[at]);
+    CHECK(off == 0);
+  };
+  for (Index n : {Index(1), Index(8), Index(9), Index(67)}) {
+    for (int kind = 0; kind < 4; ++kind) {
+      for (Index pos : {Index(0), Index(5), Index(40)}) {
+        for (int axis : {1, 2}) {
+          const std::array<Index, 3> dims = axis == 1 ? std::array<Index, 3>{3, n, 4} : std::array<Index, 3>{4, 3, n};
+          auto x = data<T, Eigen::RowMajor>(dims, 50 + unsigned(n), 0.5);
+          auto dy = data<T, Eigen::RowMajor>(dims, 51 + unsigned(n));
+          const Index i = pos % x.size();
+          if (kind == 0) x.data()[i] = std::numeric_limits<T>::quiet_NaN();
+          if (kind == 1) x.data()[i] = inf;
+          if (kind == 2) x.data()[i] = -inf;
+          if (kind == 3) x.data()[i] = big, dy.data()[i] = big;  // g * (x - shift) overflows T
+          INFO("n " << n << " kind " << kind << " at " << i);
+          agree(ln, x, dy, axis);
+          agree(z, x, dy, axis);
+        }
+      }
+    }
+  }
+  CHECK(compared > 0);
+}
+
 TEST_CASE("saved statistics: float LayerNorm / ZScore backward at a 1e4 offset", "[saved][accuracy]") {
   // The saved mean is a double: a float one would be off by up to half a
   // float ulp of 1e4 (4.9e-4), 5 % of the spread.

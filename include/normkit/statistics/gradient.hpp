@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 
 #include "common.hpp"
 #include "moments.hpp"
@@ -411,19 +412,59 @@ struct LeanDot {
 
 /// sum g and sum g * (x - origin), g = dy * gamma, with x's range (the
 /// backward of ZScore and LayerNorm from a saved mean: MomentsDot without the
-/// moments). Each block is centred on its own mean, as in Moments, so the
-/// products keep their precision at large offsets.
+/// moments). The deviations are taken from a shift near the data, so the
+/// products keep their precision at large offsets: in one pass from the
+/// block's first value where the block is finite, else (and under SkipNan)
+/// in two passes from the block's mean.
 struct CenteredDot {
   enum : std::size_t { count, shift, g_sum, g_dev, min, max, fields };
 
   template <bool SkipNan, bool Fold, class V, class Load>
   std::array<V, fields> reduce(const Load& load, Index steps) const {
+    if constexpr (!SkipNan) {
+      using S = detail::scalar_of<V>;
+      const V inf(detail::infinity<S>());
+      V origin = load.again(0);
+      if constexpr (Fold && !detail::is_scalar_lane<V>) origin = V(detail::lanes_of(origin)[0]);
+      Ways<V> gs = ways_of(V(0)), gd = gs, lo = ways_of(inf), hi = ways_of(V(-inf));
+      for_steps<V>(steps, [&](Index j, int k) {
+        const V x = load(j);
+        const V g = load.template at<1>(j) * load.gamma(j);
+        gs[k] = gs[k] + g;
+        gd[k] = detail::mul_add(g, x - origin, gd[k]);
+        lo[k] = detail::vmin(lo[k], x);
+        hi[k] = detail::vmax(hi[k], x);
+      });
+      const V g_total = fold<Fold, Sum>(gs), d_total = fold<Fold, Sum>(gd);
+      // A NaN or an infinity in x, dy or gamma, or a product that overflowed,
+      // leaves a sum that is not finite: such blocks keep the two-pass
+      // centring, whose NaN and range rules the kernels rely on.
+      if (finite(g_total - g_total + (d_total - d_total)))
+        return {count_of<SkipNan, Fold>(gs, steps), origin, g_total, d_total, fold<Fold, Min>(lo), fold<Fold, Max>(hi)};
+    }
+    return two_pass<SkipNan, Fold, V>(load, steps);
+  }
+
+  // Every lane 0 (x - x is 0 for finite x, NaN otherwise).
+  template <class V>
+  static bool finite(const V& zero) {
+    if constexpr (detail::is_scalar_lane<V>) {
+      return zero == V(0);
+    } else {
+      for (const auto l : detail::lanes_of(zero))
+        if (!(l == 0)) return false;
+      return true;
+    }
+  }
+
+  template <bool SkipNan, bool Fold, class V, class Load>
+  std::array<V, fields> two_pass(const Load& load, Index steps) const {
     // Moments' first pass (kept apart: sharing it changed the forward's machine code).
     using S = detail::scalar_of<V>;
     const V inf(detail::infinity<S>());
     Ways<V> n = ways_of(V(0)), sum = n, lo = ways_of(inf), hi = ways_of(V(-inf));
     for_steps<V>(steps, [&](Index j, int k) {
-      const V x = load(j);
+      const V x = load(j);  // a block that left the one pass is fetched twice: rare
       sum[k] = sum[k] + screen<SkipNan>(x, V(0), n[k]);
       if constexpr (SkipNan) {
         const auto nan = detail::is_nan(x);
@@ -473,10 +514,14 @@ struct CenteredDot {
     A centered_dot(A mean) const { return gx - (mean - origin) * g; }
   };
 
+  // centered_dot moves gx by (mean - origin) * g, where |mean - origin| <=
+  // range: totals near the wide type's overflow are reduced again in long
+  // double, as are deviations whose squares underflow.
   template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
-    const A range = t.hi - t.lo;
-    return !t.nan && (!std::isfinite(t.gx) || (range > A(0) && range * range < tiny_square<T, A>()));
+    const A range = t.hi - t.lo, huge = std::numeric_limits<A>::max() / 4;
+    return !t.nan && (!(std::fabs(t.gx) < huge) || !(range * std::fabs(t.g) < huge) ||
+                      (range > A(0) && range * range < tiny_square<T, A>()));
   }
 };
 
