@@ -520,8 +520,8 @@ struct CenteredDot {
   template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
     const A range = t.hi - t.lo, huge = std::numeric_limits<A>::max() / 4;
-    return !t.nan && (!(std::fabs(t.gx) < huge) || !(range * std::fabs(t.g) < huge) ||
-                      (range > A(0) && range * range < tiny_square<T, A>()));
+    return !t.nan && (!(std::fabs(t.gx) < huge) ||
+                      (range > A(0) && (!(range * std::fabs(t.g) < huge) || range * range < tiny_square<T, A>())));
   }
 };
 
