@@ -30,6 +30,13 @@
 #include <normkit/normkit.hpp>
 #include <unsupported/Eigen/CXX11/Tensor>
 
+// The engine's instantiations come from the objects bench/CMakeLists.txt
+// links in (built once, in parallel); a build that changes the engine's code
+// (normkit_bench_nostream) compiles its own here instead.
+#ifndef NORMKIT_BENCH_OWN_ENGINE
+#include "engine_instances.hpp"
+#endif
+
 #include "bench_ops.hpp"
 #include "reference.hpp"
 #include "reference_backward.hpp"

@@ -746,6 +746,42 @@ struct OnDevice {
   }
 };
 
+// body(first, last) over a range of tiles, by reference and type-erased.
+class TileBody {
+ public:
+  template <class Body>
+  explicit TileBody(const Body& body)
+      : body_(&body), call_([](const void* b, Index first, Index last) { (*static_cast<const Body*>(b))(first, last); }) {}
+
+  void operator()(Index first, Index last) const { call_(body_, first, last); }
+
+ private:
+  const void* body_;
+  void (*call_)(const void*, Index, Index);
+};
+
+// Any executor (Serial, OnDevice<Device>), by reference and type-erased, so
+// that one compiled engine serves every executor: a program that runs a
+// functor both serially and on a thread pool compiles its engine once. The
+// executor is called once per run, never per slice or tile.
+class AnyExecutor {
+ public:
+  template <class E, std::enable_if_t<!std::is_same_v<E, AnyExecutor>, int> = 0>
+  AnyExecutor(const E& executor)  // NOLINT: implicit, as the executors were passed before
+      : executor_(&executor), split_([](const void* e, Index tiles, Index bytes_per_tile, TileBody body) {
+          (*static_cast<const E*>(e))(tiles, bytes_per_tile, body);
+        }) {}
+
+  template <class Body>
+  void operator()(Index tiles, Index bytes_per_tile, const Body& body) const {
+    split_(executor_, tiles, bytes_per_tile, TileBody(body));
+  }
+
+ private:
+  const void* executor_;
+  void (*split_)(const void*, Index, Index, TileBody);
+};
+
 // What the NaN scan reduces each slice to: its maximum, which also records
 // whether a NaN was taken.
 template <class T>
@@ -757,8 +793,8 @@ struct NanScan {
 // NanPolicy::raise: the offset in `in` of the first NaN, or -1, found before
 // anything is written. The engine reduces the tiles read-only (split over the
 // executor's threads), and the first flagged slice is then searched for it.
-template <class T, class Executor = Serial>
-Index find_nan(SliceView<const T> in, const Executor& executor = {}) {
+template <class T>
+Index find_nan(SliceView<const T> in, AnyExecutor executor = Serial{}) {
   const NanScan<T> scan;
   const SliceView<T> no_output{nullptr, in.outer, in.n, in.inner, in.outer_stride, in.step};
   const SliceEngine<NanScan<T>, T, false, NanOut::none, false, false> engine{scan, {}, inputs_from(in), no_output, {}};
@@ -811,10 +847,9 @@ inline Index sum_ranges(Index tiles, Index tile_bytes, Index n, std::size_t sums
 // One compiled variant of run(): WithSums::value when the caller wants the
 // map's per-position sums (they cost a third of LayerNorm's backward, so
 // they are only computed when asked for).
-template <class WithSums, class Kernel, class T, std::size_t K, class Executor, class Skip, class NanOutC, class HasGamma,
-          class HasBeta>
+template <class WithSums, class Kernel, class T, std::size_t K, class Skip, class NanOutC, class HasGamma, class HasBeta>
 void go_with_sums(const Kernel& kernel, const Inputs<T, K>& in, const SliceView<T>& out, const Weights<T>& weights,
-                  const Executor& executor, double* sums, Skip, NanOutC, HasGamma, HasBeta) {
+                  const AnyExecutor& executor, double* sums, Skip, NanOutC, HasGamma, HasBeta) {
   const SliceEngine<Kernel, T, Skip::value, NanOutC::value, HasGamma::value, HasBeta::value, WithSums::value> engine{
       kernel, statistic_of(kernel), in, out, weights, streams_output<T>(out)};
   constexpr std::size_t P = decltype(engine)::P;
@@ -838,9 +873,9 @@ void go_with_sums(const Kernel& kernel, const Inputs<T, K>& in, const SliceView<
 // for its NaN policy and weights. `raise` has already been checked by the
 // caller. Kernels whose map has position_sums write them, n each, to `sums`
 // when it is not null.
-template <class Kernel, class T, std::size_t K, class Executor = Serial>
+template <class Kernel, class T, std::size_t K>
 void run(const Kernel& kernel, Inputs<T, K> in, SliceView<T> out, Weights<T> weights = {},
-         const Executor& executor = {}, double* sums = nullptr) {
+         AnyExecutor executor = Serial{}, double* sums = nullptr) {
   using Map = typename map_of<Kernel>::type;
   const auto go = [&](auto skip, auto nan_out, auto has_gamma, auto has_beta) {
     if constexpr (position_sums_of<Map>::value > 0) {
@@ -870,9 +905,9 @@ void run(const Kernel& kernel, Inputs<T, K> in, SliceView<T> out, Weights<T> wei
 }
 
 // The forward form: one input.
-template <class Functor, class T, class Executor = Serial>
+template <class Functor, class T>
 void run(const Functor& functor, SliceView<const T> in, SliceView<T> out, Weights<T> weights = {},
-         const Executor& executor = {}) {
+         AnyExecutor executor = Serial{}) {
   run(functor, inputs_from(in), out, weights, executor);
 }
 

@@ -59,8 +59,8 @@ inline constexpr std::size_t max_saved = 4;
 // run() of functor F that also writes its statistics to fields[k] (k <
 // F::saved_names.size()). A no-op for functors that save none, so that it
 // can be instantiated for every functor.
-template <class F, class T, class Executor>
-void run_saving(const F& f, SliceView<const T> in, SliceView<T> out, Weights<T> weights, const Executor& executor,
+template <class F, class T>
+void run_saving(const F& f, SliceView<const T> in, SliceView<T> out, Weights<T> weights, AnyExecutor executor,
                 std::array<double*, max_saved> fields) {
   if constexpr (saves_statistics<F>::value) {
     constexpr std::size_t N = saved_count<F>::value;
@@ -75,9 +75,9 @@ void run_saving(const F& f, SliceView<const T> in, SliceView<T> out, Weights<T> 
 
 // run() of the backward kernel G of functor F from saved statistics (F
 // saves statistics and reads x in its backward); sums as in run().
-template <class F, class G, class T, class Executor>
-void run_from_saved(const G& kernel, Inputs<T, 2> in, SliceView<T> out, Weights<T> weights,
-                    const Executor& executor, double* sums, std::array<const double*, max_saved> fields) {
+template <class F, class G, class T>
+void run_from_saved(const G& kernel, Inputs<T, 2> in, SliceView<T> out, Weights<T> weights, AnyExecutor executor,
+                    double* sums, std::array<const double*, max_saved> fields) {
   if constexpr (saves_statistics<F>::value && !F::backward_from_output) {
     constexpr std::size_t N = saved_count<F>::value;
     FromSaved<G, N> k{kernel, {}};
