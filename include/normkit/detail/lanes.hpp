@@ -389,6 +389,27 @@ V across(const V& v, Op op) {
     return butterfly<width_of<V> / 2>(v, op);
 }
 
+// The sum of a lane's values in its element type, pairwise: a Wide's parts
+// halved in turn, then a batch's butterfly (log2 of the width rounds, so
+// the error stays within that many roundings of the sum of magnitudes).
+template <class V>
+scalar_of<V> lane_sum(const V& v) {
+  if constexpr (is_scalar_lane<V>) {
+    return v;
+  } else if constexpr (is_wide<V>) {
+    auto parts = v.part;
+    std::size_t live = parts.size();
+    while (live > 1) {
+      const std::size_t half = live / 2;
+      for (std::size_t g = 0; g < half; ++g) parts[g] = parts[g] + parts[live - 1 - g];
+      live -= half;
+    }
+    return lane_sum(parts[0]);
+  } else {
+    return across(v, [](const V& a, const V& b) { return a + b; }).get(0);
+  }
+}
+
 template <class T>
 constexpr T infinity() {
   return std::numeric_limits<T>::infinity();
