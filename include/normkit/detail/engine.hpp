@@ -441,9 +441,9 @@ struct SliceEngine {
   // moves into the double sums every stage_slices slices (a float sum of 8
   // terms is within 8 ulp, and the vector adds cost a third of what adding
   // each lane in double did); lanes that are different slices add their
-  // pairwise total (lane_sum: 6 roundings for a chunk's 64 floats), in
-  // double, to one position: adding each lane in double took two thirds of
-  // LayerNorm's strided backward.
+  // pairwise total (lane_sum: log2 of the lane count in roundings, 7 for a
+  // chunk of 128 floats), in double, to one position: adding each lane in
+  // double took half of LayerNorm's strided backward.
   static constexpr Index stage_slices = 8;
 
   template <class V>
