@@ -368,11 +368,10 @@ struct SliceEngine {
   // its per-position sums. Renormalizing maps return, per lane, the sum of
   // what they wrote over the non-NaN inputs (SkipNan) or all inputs, reduced
   // in blocks and merged in double; rescale() then divides by it. With
-  // Along (the lanes are one slice) a block's lanes are summed in the element
-  // type first (lane_sum, log2 of the width in roundings of positive terms)
-  // and the slice's sum is returned in lane 0: converting and adding each
-  // lane in double per block cost softmax 8-10 % on rows of 4096 and longer
-  // (AVX-512, 16 scalar conversions and adds per 32 steps).
+  // Along (the lanes are one slice) a block's lanes are first summed in the
+  // element type (lane_sum: log2 of the width in roundings of positive terms)
+  // and the slice's sum comes back in lane 0, one double add per block rather
+  // than one per lane (docs/measurements/2026-12-02-backward-rerun.md).
   // ahead: lanes to fetch into cache meanwhile, step by step.
   // nontemporal: y is written with non-temporal stores (aligned y only).
   template <class V, bool MayFill = true, bool Along = false, class WeightAt, class SumAt>
