@@ -27,7 +27,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <numeric>
 #include <type_traits>
 #include <vector>
 #include <unsupported/Eigen/CXX11/Tensor>
