@@ -177,6 +177,8 @@ def report(results, errors, contexts, plots):
             out.append(table(["op"] + impls, rows))
             out.append("")
 
+    out += ["## normkit against the faster peer, per shape", ""]
+    out += against_peers(r_scale, sizes, OPS, "", ["normkit"], ["onednn", "torch", "eigen_naive"], "floor_scale", {})
     out += threads_section(r_scale, sizes)
     out += bounds_section(r_scale, sizes)
     out += backward
@@ -308,7 +310,8 @@ def backward_section(results):
                 out.append(table(["op vs peer"] + SHAPE_LABELS, rows))
                 out.append("")
 
-    out += backward_against_peers(r_floor, sizes)
+    out += against_peers(r_floor, sizes, BWD_OPS, BACKWARD, BWD_OURS, BWD_PEERS, BWD_FLOOR,
+                         {"normkit_saved": ", saved statistics"})
 
     for mib in sizes:
         impls = [i for i in BWD_IMPLS if any(k[0] == i and k[3] == mib for k in r_floor)]
@@ -332,26 +335,28 @@ def backward_section(results):
     return out
 
 
-def backward_against_peers(r_floor, sizes):
-    """Per size and type: normkit's ratio to floor_axpby per op and shape, the faster peer's
-    ratio beside it (t: torch, o: onednn; bold where that peer is faster), and the geometric
-    mean over the four contiguous row lengths (the backward issue's target: 0.8) for normkit
-    and its faster peer. The README's backward table is this one."""
+PEER_TAGS = {"torch": "t", "onednn": "o", "eigen_naive": "e"}
+
+
+def against_peers(r_floor, sizes, ops, suffix, ours, peers, floor, labels):
+    """Per size and type: each of `ours` per op and shape as its ratio to `floor`, the faster
+    peer's ratio beside it (t torch, o onednn, e eigen_naive; bold where that peer is faster),
+    and the geometric mean over the four contiguous row lengths for ours and for the faster
+    peer of each row length. The README's tables are these. labels[impl]: a row's label suffix."""
     out = []
-    tags = {"torch": "t", "onednn": "o"}
     rows_only = [(layout, cols) for layout, cols in SHAPES if layout == "rowmajor"]
     for mib in sizes:
         for typ in TYPES:
             rows = []
-            for op in BWD_OPS:
+            for op in ops:
                 def peer_best(layout, cols):
-                    vals = [(r_floor[(peer, op + BACKWARD, typ, mib, layout, cols)], peer) for peer in BWD_PEERS
-                            if (peer, op + BACKWARD, typ, mib, layout, cols) in r_floor]
+                    vals = [(r_floor[(peer, op + suffix, typ, mib, layout, cols)], peer) for peer in peers
+                            if (peer, op + suffix, typ, mib, layout, cols) in r_floor]
                     return max(vals) if vals else None
-                for ours in BWD_OURS:
+                for impl in ours:
                     cells = []
                     for layout, cols in SHAPES:
-                        mine = r_floor.get((ours, op + BACKWARD, typ, mib, layout, cols))
+                        mine = r_floor.get((impl, op + suffix, typ, mib, layout, cols))
                         peer = peer_best(layout, cols)
                         if mine is None:
                             cells.append("")
@@ -359,18 +364,19 @@ def backward_against_peers(r_floor, sizes):
                             cells.append(f"{mine:.2f}")
                         else:
                             text = f"{mine:.2f}"
-                            cells.append((f"**{text}**" if peer[0] > mine else text) + f" ({tags[peer[1]]}{peer[0]:.2f})")
+                            cells.append((f"**{text}**" if peer[0] > mine else text) +
+                                         f" ({PEER_TAGS[peer[1]]}{peer[0]:.2f})")
                     if not any(cells):
                         continue
-                    mine_rows = [r_floor.get((ours, op + BACKWARD, typ, mib, l, c)) for l, c in rows_only]
+                    mine_rows = [r_floor.get((impl, op + suffix, typ, mib, l, c)) for l, c in rows_only]
                     peer_rows = [peer_best(l, c) for l, c in rows_only]
-                    g = geomean([v for v in mine_rows if v]) if all(mine_rows) else None
+                    g = geomean(mine_rows) if all(mine_rows) else None
                     gp = geomean([v[0] for v in peer_rows]) if all(peer_rows) else None
                     cells.append((f"{g:.2f}" if g else "") + (f" ({gp:.2f})" if gp else ""))
-                    rows.append([op if ours == "normkit" else f"{op}, saved statistics"] + cells)
+                    rows.append([op + labels.get(impl, "")] + cells)
             if rows:
-                out.append(f"### normkit backward against the faster peer, {typ}, {fmt_mib(mib)} MiB: ratio to "
-                           f"{BWD_FLOOR} (the faster peer's; t torch, o onednn; bold: that peer is faster)")
+                out.append(f"### {' / '.join(ours)} against the faster peer, {typ}, {fmt_mib(mib)} MiB: ratio to "
+                           f"{floor} (the faster peer's; t torch, o onednn, e eigen_naive; bold: that peer is faster)")
                 out.append("")
                 out.append(table(["op"] + SHAPE_LABELS + ["rows 64-32768, geomean"], rows))
                 out.append("")
