@@ -150,6 +150,12 @@ struct CompensatedSum {
   A carry = 0;
 
   void add(A x) {
+    // 0 + x is exact: the first block of a slice (the only one of a short
+    // slice) skips the compensation (rows of 64 floats: sum-to-one 1.1x).
+    if (sum == A(0)) {
+      sum = x;
+      return;
+    }
     const A t = sum + x;
     // Which operand lost bits depends on which is larger; an infinite sum has
     // nothing to compensate (and inf - inf would poison the carry).
