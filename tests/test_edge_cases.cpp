@@ -250,6 +250,69 @@ void constant_exact() {
     CHECK(all_nan(run(normkit::LayerNorm<T>{0}, Mat<T>(transposed(c3)), 0)));
 }
 
+// Moments (ZScore, LayerNorm) leaves min and max out of its batch lanes and
+// reduces again, with them, a slice whose spread is within the rounding of a
+// constant one (Moments::needs_exact); SumSquares (L2Norm, RMSNorm) leaves
+// out max |x| and reduces again a slice whose sum of squares may have
+// underflowed. Such slices at every tail length, in both layouts: constants
+// (one of them subnormal), zeros, slices one ulp of their mean apart, spread
+// below T's epsilon times the mean (the second pass finds them not
+// constant), values whose squares underflow, beside regular data.
+// The exact outputs of a slice holding at most two values, u apart: its
+// deviations from the mean are u * (1 - p) and -u * p, p the share of the
+// larger value. (The long double reference cannot resolve double values one
+// ulp apart near 1e15: its own ulp there is 1e-4.)
+template <class T>
+Slice two_valued(Fn f, const Slice& s) {
+    const ld lo = *std::min_element(s.begin(), s.end()), hi = *std::max_element(s.begin(), s.end());
+    const ld u = hi - lo, p = ld(std::count(s.begin(), s.end(), hi)) / ld(s.size());
+    const ld eps = f == Fn::layer_norm ? ld(T(1e-5)) : 0;
+    Slice y;
+    for (const ld v : s) y.push_back(u == 0 ? 0 : u * ((v == hi ? 1 : 0) - p) / std::sqrt(u * u * p * (1 - p) + eps));
+    return y;
+}
+
+template <class T>
+void near_constant_slices() {
+    INFO((is_float<T> ? "float" : "double"));
+    const double big = is_float<T> ? 1e6 : 1e15;
+    const double ulp = double(std::nextafter(T(big), T(2 * big))) - big;
+    for (std::size_t n : {1, 3, 15, 16, 17, 64, 100, 768, 4099}) {
+        INFO("slices of " << n);
+        std::vector<double> constant(n, 14.62), zeros(n, 0.0);
+        std::vector<double> subnormal(n, double(std::numeric_limits<T>::denorm_min()) * 3);
+        std::vector<double> one_ulp(n, big), alternating(n, big), regular(n), tiny(n);
+        one_ulp[n / 2] = big + ulp;
+        for (std::size_t i = 0; i < n; ++i) {
+            alternating[i] = big + (i % 2 ? ulp : 0);
+            regular[i] = std::cos(double(i)) * 3;
+            tiny[i] = (is_float<T> ? 1e-30 : 1e-200) * double(1 + i % 3);
+        }
+        const Mat<T> x = rows<T>({regular, tiny, constant, zeros, subnormal, one_ulp, alternating});
+        const Mat<T> close = rows<T>({constant, zeros, subnormal, one_ulp, alternating});
+        for (const bool strided : {false, true}) {
+            const int axis = strided ? 0 : 1;
+            const Mat<T> at = strided ? Mat<T>(transposed(x)) : x, close_at = strided ? Mat<T>(transposed(close)) : close;
+            for (Fn f : {Fn::l2, Fn::rms_norm}) {
+                INFO(name(f) << " along axis " << axis);
+                check_ref(apply(f, at, axis), expected(f, at, axis), rel_tol<T>(), abs_tol<T>());
+            }
+            for (Fn f : {Fn::z_score, Fn::layer_norm}) {
+                INFO(name(f) << " along axis " << axis << ", regular and tiny values");
+                const Mat<T> two = at.slice(Eigen::array<Eigen::Index, 2>{0, 0},
+                                            strided ? Eigen::array<Eigen::Index, 2>{Eigen::Index(n), 2}
+                                                    : Eigen::array<Eigen::Index, 2>{2, Eigen::Index(n)});
+                check_ref(apply(f, two, axis), expected(f, two, axis), rel_tol<T>(), abs_tol<T>());
+            }
+            for (Fn f : {Fn::z_score, Fn::layer_norm}) {
+                INFO(name(f) << " along axis " << axis << ", one or two values, one ulp apart (exact outputs)");
+                const Expected e = ref::apply(close_at, {axis}, [&](const Slice& s) { return two_valued<T>(f, s); });
+                check_ref(apply(f, close_at, axis), e, rel_tol<T>(), abs_tol<T>());
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------- NaN policies
 
 // Rows of 37 (at = their row indices): NaN in the SIMD body, NaN in the tail, NaNs first and
@@ -569,6 +632,11 @@ TEST_CASE("edge: zero constant and single-element slices", "[edge]") {
 TEST_CASE("edge: constant slices give exact values", "[edge]") {
     constant_exact<float>();
     constant_exact<double>();
+}
+
+TEST_CASE("edge: slices too narrow to tell from a constant one", "[edge]") {
+    near_constant_slices<float>();
+    near_constant_slices<double>();
 }
 
 TEST_CASE("edge: NaN policies for every functor", "[edge]") {

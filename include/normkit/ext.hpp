@@ -8,8 +8,9 @@
 //    vmax, vmin, vabs, vexp, vpow, mul_add, mul_sub, is_nan, lane_select,
 //    scalar_of, infinity, quiet_nan;
 //  * statistics: screen / note_nan (NaN policy), for_steps with Ways
-//    accumulators, fold, count_of, CompensatedSum, and the Sum / Max / Min
-//    combine operations;
+//    accumulators, fold, count_of, CompensatedSum, the Sum / Max / Min
+//    combine operations, and wants_exact (the engine's second pass over the
+//    slices a statistic's needs_exact flagged);
 //  * decisions: SliceMap (y = (x - center) * scale + offset, or a constant
 //    fill) with divided_by / scaled_by / divide_by / nan_slice, and
 //    Coefficients for maps of your own;
@@ -55,6 +56,7 @@ using stats::Min;
 using stats::note_nan;
 using stats::screen;
 using stats::Sum;
+using stats::wants_exact;
 using stats::Ways;
 using stats::ways_of;
 

@@ -96,6 +96,15 @@ struct finalizes_per_slice : std::false_type {};
 template <class K>
 struct finalizes_per_slice<K, std::enable_if_t<K::finalize_per_slice>> : std::true_type {};
 
+// Statistics that leave out, on batch lanes, a field a few slices need, and
+// flag those slices for a second pass that computes it (Moments: min and max).
+template <class S, class T, class = void>
+struct has_needs_exact : std::false_type {};
+template <class S, class T>
+struct has_needs_exact<S, T,
+                       std::void_t<decltype(S::template needs_exact<T>(
+                           std::declval<const typename S::template Total<double>&>()))>> : std::true_type {};
+
 template <class K, class = void>
 struct zeroes_skipped : std::false_type {};
 template <class K>
@@ -235,9 +244,11 @@ struct SliceEngine {
   // b + j of the run that ahead follows); load.again(j), the same lane read a
   // second time from cache by two-pass statistics, which has nothing to
   // fetch; load.template at<q>(j), operand q's lane; load.gamma(j), the
-  // weight at the lane's position (1 without gamma).
-  template <class V, bool Fetch>
+  // weight at the lane's position (1 without gamma). exact: the pass is the
+  // second one over a slice the statistic's needs_exact flagged.
+  template <class V, bool Fetch, bool Exact = false>
   struct BlockLoad {
+    static constexpr bool exact = Exact;
     const std::array<const T*, K>* data;
     Index off;
     Index stride;
@@ -274,14 +285,15 @@ struct SliceEngine {
   // are fetched by the map pass before them. position/gamma_stride: the
   // first step's position along the slice, and positions per step (0: every
   // lane at the same one).
-  template <class V, bool Fold>
+  template <class V, bool Fold, bool Exact = false>
   void accumulate(Index off, Index count, Index stride, Total<double>* totals, Ahead ahead, Index position,
                   Index gamma_stride) const {
     constexpr Index block = block_steps * stats::ways<V>;  // each accumulator takes block_steps of them
     for (Index b = 0; b < count; b += block) {
       const Index step_position = position + b * (gamma_stride == 0 ? 1 : gamma_stride);
       const auto part = stat.template reduce<SkipNan, Fold, V>(
-          BlockLoad<V, !Fold>{&in.data, off + b * stride, stride, ahead, b, gamma_from(step_position), gamma_stride},
+          BlockLoad<V, !Fold, Exact>{&in.data, off + b * stride, stride, ahead, b, gamma_from(step_position),
+                                     gamma_stride},
           std::min(block, count - b));
       if constexpr (is_scalar_lane<V>) {
         totals[0].add(part);
@@ -305,6 +317,23 @@ struct SliceEngine {
   // (overflow, underflow) are reduced again in long double, out of line so
   // that the rare pass does not weigh on the inlined common one.
   Params decide(const Total<double>& total, Index off, Index stride) const {
+    if constexpr (has_needs_exact<Stat, T>::value)
+      if (Stat::template needs_exact<T>(total)) return decide_exact(off, stride);
+    if (!Stat::template needs_rescue<T>(total)) return Map::template lower<T>(finalize(total, off));
+    return rescue(off, stride);
+  }
+
+  // The second pass of a slice needs_exact flagged: its statistic computes
+  // every field (contiguous slices in batches, strided ones a lane at a time).
+  [[gnu::noinline, gnu::cold]] Params decide_exact(Index off, Index stride) const {
+    Total<double> total;
+    if (stride == 1) {
+      const Index body = in.n / W;
+      accumulate<B, true, true>(off, body, W, &total, Ahead::nothing(off), 0, W);
+      accumulate<T, true, true>(off + body * W, in.n - body * W, 1, &total, Ahead::nothing(off), body * W, 1);
+    } else {
+      accumulate<T, true, true>(off, in.n, stride, &total, Ahead::nothing(off), 0, 1);
+    }
     if (!Stat::template needs_rescue<T>(total)) return Map::template lower<T>(finalize(total, off));
     return rescue(off, stride);
   }

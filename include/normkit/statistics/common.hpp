@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 #include "../detail/lanes.hpp"
 
@@ -136,6 +137,13 @@ V count_of(const Ways<V>& counted, Index steps) {
     return V(static_cast<detail::scalar_of<V>>(steps * lanes));
   }
 }
+
+// Whether a block load asks for every field exactly (Load::exact): the
+// engine's second pass over a slice that a statistic's needs_exact flagged.
+template <class Load, class = void>
+struct wants_exact : std::false_type {};
+template <class Load>
+struct wants_exact<Load, std::enable_if_t<Load::exact>> : std::true_type {};
 
 // Below this a square in T has lost bits to gradual underflow.
 template <class T, class A>

@@ -203,6 +203,10 @@ struct MomentsDot {
   };
 
   template <class T, class A>
+  static bool needs_exact(const Total<A>& t) {
+    return Moments::template needs_exact<T>(t.moments);
+  }
+  template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
     return Moments::template needs_rescue<T>(t.moments);
   }

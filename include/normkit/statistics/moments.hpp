@@ -5,12 +5,18 @@
 // by the lanes of one slice: the "shift"), then the deviations from it, sum d and sum d^2. Because d is small
 // next to x, data like 1e6 + N(0,1) keep their variance in float, and
 // sum d^2 - (sum d)^2 / n corrects for the shift not being the exact mean.
-// Blocks then merge with Chan's formula in the wide type. min and max are kept
-// so that a constant slice is recognised exactly (min == max) rather than by a
-// rounded variance.
+// Blocks then merge with Chan's formula in the wide type. min and max tell a
+// constant slice exactly (min == max) rather than by a rounded variance; batch
+// lanes leave them out (they were two of the first pass's five operations per
+// element) and report the bounds -inf and +inf, and the few slices whose
+// variance cannot tell them from a constant one (or whose squares may have
+// underflowed) are reduced again with them (needs_exact). Scalar lanes (tails,
+// the rescue) always keep them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common.hpp"
 
@@ -22,12 +28,15 @@ struct Moments {
   template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
     using S = detail::scalar_of<V>;
+    constexpr bool extrema = wants_exact<Load>::value || detail::is_scalar_lane<V>;
     const V inf(detail::infinity<S>());
     Ways<V> n = ways_of(V(0)), sum = n, lo = ways_of(inf), hi = ways_of(V(-inf));
     for_steps<V>(steps, [&](Index j, int k) {
       const V x = load(j);
       sum[k] = sum[k] + screen<SkipNan>(x, V(0), n[k]);
-      if constexpr (SkipNan) {
+      if constexpr (!extrema) {
+        // left out: see needs_exact
+      } else if constexpr (SkipNan) {
         const auto nan = detail::is_nan(x);
         lo[k] = detail::vmin(lo[k], detail::lane_select(nan, inf, x));
         hi[k] = detail::vmax(hi[k], detail::lane_select(nan, V(-inf), x));
@@ -46,7 +55,10 @@ struct Moments {
       d1[k] = d1[k] + d;
       d2[k] = detail::mul_add(d, d, d2[k]);
     });
-    return {count, center, fold<Fold, Sum>(d1), fold<Fold, Sum>(d2), fold<Fold, Min>(lo), fold<Fold, Max>(hi)};
+    if constexpr (!extrema)
+      return {count, center, fold<Fold, Sum>(d1), fold<Fold, Sum>(d2), V(-inf), inf};
+    else
+      return {count, center, fold<Fold, Sum>(d1), fold<Fold, Sum>(d2), fold<Fold, Min>(lo), fold<Fold, Max>(hi)};
   }
 
   // The mean is kept relative to an origin (the first block's shift, an exact
@@ -87,6 +99,19 @@ struct Moments {
     /// The mean, or a constant slice's value exactly.
     A center() const { return hi == lo ? lo : origin + mean; }
   };
+
+  // A total without extrema (lo -inf, hi +inf: a batch pass) whose variance
+  // is within the rounding of a constant slice's (a spread below T's epsilon
+  // times the mean), or small enough that range^2 may be below tiny_square
+  // (m2 <= n * range^2), is reduced again with them: min == max is then
+  // exact, and needs_rescue sees the range. Every other slice has min < max,
+  // so leaving them out changes no result.
+  template <class T, class A>
+  static bool needs_exact(const Total<A>& t) {
+    if (!(t.lo == -detail::infinity<A>() && t.hi == detail::infinity<A>())) return false;
+    const A spread = A(std::numeric_limits<T>::epsilon()) * (t.origin + t.mean);
+    return t.m2 <= t.n * std::max(spread * spread, tiny_square<T, A>());
+  }
 
   // Deviations whose squares overflow, or are so small that their squares
   // underflow in the element type, are recomputed in long double.

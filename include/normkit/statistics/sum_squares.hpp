@@ -1,4 +1,9 @@
 // normkit/statistics/sum_squares.hpp - sum x^2 and max |x| (L2Norm, RMSNorm).
+//
+// max |x| only tells whether every square underflowed; batch lanes leave it
+// out (two of three operations per element) and report the bound +inf, and
+// the few slices whose sum of squares is small enough for that to matter are
+// reduced again with it (needs_exact). Scalar lanes always keep it.
 #pragma once
 
 #include <cmath>
@@ -12,13 +17,17 @@ struct SumSquares {
 
   template <bool SkipNan, bool Fold, class V, class Load>
   static std::array<V, fields> reduce(const Load& load, Index steps) {
+    constexpr bool max_abs_kept = wants_exact<Load>::value || detail::is_scalar_lane<V>;
     Ways<V> n = ways_of(V(0)), s = n, m = n;
     for_steps<V>(steps, [&](Index j, int k) {
       const V x = screen<SkipNan>(load(j), V(0), n[k]);
       s[k] = detail::mul_add(x, x, s[k]);
-      m[k] = detail::vmax(m[k], detail::vabs(x));
+      if constexpr (max_abs_kept) m[k] = detail::vmax(m[k], detail::vabs(x));
     });
-    return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), fold<Fold, Max>(m)};
+    if constexpr (!max_abs_kept)
+      return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), V(detail::infinity<detail::scalar_of<V>>())};
+    else
+      return {count_of<SkipNan, Fold>(n, steps), fold<Fold, Sum>(s), fold<Fold, Max>(m)};
   }
 
   template <class A>
@@ -35,6 +44,15 @@ struct SumSquares {
     }
     A value() const { return s.value(); }
   };
+
+  // A total without max |x| (+inf: a batch pass) whose sum of squares is
+  // below n * tiny_square, which every slice needs_rescue would flag for
+  // underflow has (sum <= n * max^2), is reduced again with it: zero slices,
+  // and slices of tiny values.
+  template <class T, class A>
+  static bool needs_exact(const Total<A>& t) {
+    return t.m == detail::infinity<A>() && t.value() < t.n * tiny_square<T, A>();
+  }
 
   // Squares in the element type overflow for |x| beyond sqrt(max) and lose
   // their low bits (or vanish) once x^2 < min_normal / epsilon; such slices
