@@ -9,7 +9,8 @@
 //  * contiguous slices (inner == 1): lanes of a batch hold consecutive elements
 //    of one slice and fold into one total; the n % width tail runs the same
 //    code with scalar lanes. Short slices go in groups (reduce and decide all,
-//    then map all), and each map pass prefetches the slice read next;
+//    then map all), and on inputs larger than a cache each map pass
+//    prefetches the slice read next;
 //  * strided slices (inner > 1): each lane is a different slice, so loads stay
 //    contiguous and nothing is folded. chunk_groups batches of neighbouring
 //    slices form one Wide lane, so each pass reads a chunk row by row (and
@@ -402,13 +403,13 @@ struct SliceEngine {
   // than one per lane (docs/measurements/2026-12-02-backward-rerun.md).
   // ahead: lanes to fetch into cache meanwhile, step by step.
   // nontemporal: y is written with non-temporal stores (aligned y only).
-  template <class V, bool MayFill = true, bool Along = false, class WeightAt, class SumAt>
+  template <class V, bool MayFill = true, bool Along = false, bool Fetch = true, class WeightAt, class SumAt>
   auto map_run(Index off, Index x_stride, T* y, Index y_stride, Index count, const Lanes<V>& p,
                const WeightAt& weight_at, const SumAt& sum_at, Ahead ahead, bool nontemporal = false) const {
     V gamma(1), beta(0);
     const std::array<const T*, K> data = in.data;  // a local: g++ reloaded the member every step
     const auto step = [&](Index j) {
-      ahead.fetch<V>(data, j, x_stride);
+      if constexpr (Fetch) ahead.fetch<V>(data, j, x_stride);
       weight_at(j, gamma, beta);
       const auto x = load_inputs<V>(data, off + j * x_stride);
       const V v = Map::template apply<HasGamma, HasBeta>(p.p, x, gamma, beta);
@@ -503,9 +504,9 @@ struct SliceEngine {
   }
 
   // Contiguous slices are reduced (bound by reads) and then mapped (bound by
-  // writes). While one slice is mapped, the slice `lead` ahead is fetched, so
-  // that its reduction finds it in cache and the two overlap; short slices
-  // look several slices ahead to stay ~4 KiB in front.
+  // writes). From DRAM, while one slice is mapped, the slice `lead` ahead is
+  // fetched, so that its reduction finds it in cache and the two overlap;
+  // short slices look several slices ahead to stay ~4 KiB in front.
   Total<double> reduce_slice(Index off) const {
     const Index body = in.n / W;
     Total<double> total;
@@ -571,20 +572,33 @@ struct SliceEngine {
     if constexpr (P > 0) flush();
   }
 
-  [[gnu::flatten]] void map_slice(Index o, const Params& p, Index lead, T* stage) const {
+  // Only inputs too large for a cache (those whose output streams) are
+  // fetched ahead: from L3 the prefetches took load slots the map needs (4 MiB
+  // float: most ops 1.05-1.15x without them), from DRAM they gain 1.2x on rows
+  // of 64 (docs/measurements/2026-12-02-batch-lanes-leave-out.md). Tails are
+  // never fetched.
+  void map_slice(Index o, const Params& p, Index lead, T* stage) const {
+    if (stream && o + lead < in.outer)
+      map_slice_as<true>(o, p, lead, stage);
+    else
+      map_slice_as<false>(o, p, lead, stage);
+  }
+
+  template <bool Fetch>
+  [[gnu::flatten]] void map_slice_as(Index o, const Params& p, Index lead, T* stage) const {
     const Index x = slice_in(o);
     T* y = out.data + o * out.outer_stride;
     const Index body = in.n / W, tail_start = body * W, tail = in.n - tail_start;
-    const Ahead ahead = o + lead < in.outer ? Ahead{x + lead * in.outer_stride, body - 1} : Ahead::nothing(x);
+    const Ahead ahead = Fetch ? Ahead{x + lead * in.outer_stride, body - 1} : Ahead::nothing(x);
     const auto body_sums = sums_along<B>(stage, in.n, 0, W);
     const auto tail_sums = sums_along<T>(stage, in.n, tail_start, 1);
     if constexpr (Renormalizes) {
       if (!p.fill) {
-        const double sum = map_run<B, false, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums,
-                                                   ahead)[0] +
-                           map_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p),
-                                             weights_along<T>(tail_start, 1), tail_sums,
-                                             Ahead::nothing(x + tail_start))[0];
+        const double sum = map_run<B, false, true, Fetch>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W),
+                                                          body_sums, ahead)[0] +
+                           map_run<T, false, false, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p),
+                                                           weights_along<T>(tail_start, 1), tail_sums,
+                                                           Ahead::nothing(x + tail_start))[0];
         const T factor = T(1.0 / sum);
         rescale<B>(y, W, body, B(factor), streams(y, W));
         rescale<T>(y + tail_start, 1, tail, factor);
@@ -593,13 +607,15 @@ struct SliceEngine {
     }
     // One slice: fill or map is decided once, not per element.
     if (p.fill) {
-      map_run<B, true>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead, streams(y, W));
-      map_run<T, true>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1),
-                       tail_sums, Ahead::nothing(x + tail_start));
+      map_run<B, true, false, Fetch>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead,
+                                     streams(y, W));
+      map_run<T, true, false, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p),
+                                     weights_along<T>(tail_start, 1), tail_sums, Ahead::nothing(x + tail_start));
     } else {
-      map_run<B, false>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead, streams(y, W));
-      map_run<T, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p), weights_along<T>(tail_start, 1),
-                        tail_sums, Ahead::nothing(x + tail_start));
+      map_run<B, false, false, Fetch>(x, W, y, W, body, broadcast<B>(p), weights_along<B>(0, W), body_sums, ahead,
+                                      streams(y, W));
+      map_run<T, false, false, false>(x + tail_start, 1, y + tail_start, 1, tail, broadcast<T>(p),
+                                      weights_along<T>(tail_start, 1), tail_sums, Ahead::nothing(x + tail_start));
     }
   }
 
