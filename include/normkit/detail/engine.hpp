@@ -317,8 +317,10 @@ struct SliceEngine {
   // The slice's map parameters; slices whose total the statistic distrusts
   // (overflow, underflow) are reduced again in long double, out of line so
   // that the rare pass does not weigh on the inlined common one.
+  // Checked: the caller has already made sure no second pass is needed.
+  template <bool Checked = false>
   Params decide(const Total<double>& total, Index off, Index stride) const {
-    if constexpr (has_needs_exact<Stat, T>::value)
+    if constexpr (has_needs_exact<Stat, T>::value && !Checked)
       if (Stat::template needs_exact<T>(total)) return decide_exact(off, stride);
     if (!Stat::template needs_rescue<T>(total)) return Map::template lower<T>(finalize(total, off));
     return rescue(off, stride);
@@ -656,13 +658,13 @@ struct SliceEngine {
   }
 
   // The totals of a chunk's slices (groups batches of lane type V from x).
-  template <class V>
+  template <class V, bool Exact = false>
   std::array<Total<double>, chunk_capacity<V> * width_of<V>> reduce_chunk(Index x, Index groups) const {
     constexpr Index L = static_cast<Index>(width_of<V>);
     std::array<Total<double>, chunk_capacity<V> * width_of<V>> totals;
     for_each_block<V>(groups, [&](Index b, Index steps, Index g) {
-      accumulate<V, false>(x + b * in.step + g * L, steps, in.step, &totals[g * L], rows_ahead(x + g * L, b, steps), b,
-                           0);
+      accumulate<V, false, Exact>(x + b * in.step + g * L, steps, in.step, &totals[g * L],
+                                  rows_ahead(x + g * L, b, steps), b, 0);
     });
     return totals;
   }
@@ -674,9 +676,18 @@ struct SliceEngine {
     const Index x = o * in.outer_stride + i;
     T* y = out.data + o * out.outer_stride + i;
     constexpr Index capacity = chunk_capacity<V>;
-    const auto totals = reduce_chunk<V>(x, groups);
+    auto totals = reduce_chunk<V>(x, groups);
+    // A chunk holding a slice that needs_exact flags is reduced again whole,
+    // in its lanes: one more pass over the chunk, not a scalar pass down each
+    // flagged column (constant feature columns are common).
+    constexpr bool checked = has_needs_exact<Stat, T>::value && !is_scalar_lane<V>;
+    if constexpr (checked) {
+      bool again = false;
+      for (Index l = 0; l < groups * L; ++l) again = again || Stat::template needs_exact<T>(totals[l]);
+      if (again) totals = reduce_chunk<V, true>(x, groups);
+    }
     std::array<Params, capacity * L> p{};  // all set: the unused tail packs zeros
-    for (Index l = 0; l < groups * L; ++l) set(p[l], decide(totals[l], x + l, in.step));
+    for (Index l = 0; l < groups * L; ++l) set(p[l], decide<checked>(totals[l], x + l, in.step));
     std::array<Lanes<V>, capacity> params;
     for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);
     const bool stream_rows = !is_scalar_lane<V> && streams(y, out.step);
