@@ -298,14 +298,22 @@ void near_constant_slices() {
                 near.push_back(*r);
         }
         for (int copy = 0; copy < 70; ++copy) far.push_back(copy % 2 ? tiny : regular);
-        const Mat<T> x = rows<T>(all), spread = rows<T>(far), close = rows<T>(near);
+        // A few flagged slices among 161 regular ones: strided chunks that
+        // reduce again only the batches holding them.
+        std::vector<std::vector<double>> sparse;
+        for (int copy = 0; copy < 161; ++copy) sparse.push_back(copy % 50 == 3 ? zeros : copy % 50 == 20 ? tiny : regular);
+        const Mat<T> x = rows<T>(all), spread = rows<T>(far), close = rows<T>(near), few = rows<T>(sparse);
         for (const bool strided : {false, true}) {
             const int axis = strided ? 0 : 1;
             const auto laid = [&](const Mat<T>& m) { return strided ? Mat<T>(transposed(m)) : m; };
-            const Mat<T> at = laid(x), close_at = laid(close), spread_at = laid(spread);
+            const Mat<T> at = laid(x), close_at = laid(close), spread_at = laid(spread), few_at = laid(few);
             for (Fn f : {Fn::l2, Fn::rms_norm}) {
                 INFO(name(f) << " along axis " << axis);
                 check_ref(apply(f, at, axis), expected(f, at, axis), rel_tol<T>(), abs_tol<T>());
+            }
+            for (Fn f : {Fn::l2, Fn::rms_norm, Fn::z_score, Fn::layer_norm}) {
+                INFO(name(f) << " along axis " << axis << ", a few zero and tiny slices among regular ones");
+                check_ref(apply(f, few_at, axis), expected(f, few_at, axis), rel_tol<T>(), abs_tol<T>());
             }
             for (Fn f : {Fn::z_score, Fn::layer_norm}) {
                 INFO(name(f) << " along axis " << axis << ", regular and tiny values");

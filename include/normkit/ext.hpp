@@ -13,7 +13,9 @@
 //    slices a statistic's needs_exact flagged);
 //  * decisions: SliceMap (y = (x - center) * scale + offset, or a constant
 //    fill) with divided_by / scaled_by / divide_by / nan_slice, and
-//    Coefficients for maps of your own;
+//    Coefficients for maps of your own; SliceMapLanes, lanes_across,
+//    divided_by_lanes and plain_divisor for an optional finalize_lanes
+//    (several slices at once, lanes across slices);
 //  * maps (ext/map.hpp): AffineMap, ExpMap, LinearGradMap, AffineGradMap,
 //    CoefficientMap as a base;
 //  * checks: check_epsilon, check_policy, fail<Error>(functor, parts...).
@@ -65,6 +67,11 @@ using detail::divided_by;
 using detail::nan_slice;
 using detail::scaled_by;
 using detail::SliceMap;
+using detail::SliceMapLanes;
+using detail::lanes_across;
+using detail::plain_divisor;
+using detail::divided_by_lanes;
+using detail::minus_product;
 using detail::wide_t;
 
 using detail::check_epsilon;

@@ -9,7 +9,8 @@
 //  * contiguous slices (inner == 1): lanes of a batch hold consecutive elements
 //    of one slice and fold into one total; the n % width tail runs the same
 //    code with scalar lanes. Short slices go in groups (reduce and decide all,
-//    then map all), and on inputs larger than a cache each map pass
+//    then map all; kernels with finalize_lanes decide several at once, lanes
+//    across slices), and on inputs larger than a cache each map pass
 //    prefetches the slice read next;
 //  * strided slices (inner > 1): each lane is a different slice, so loads stay
 //    contiguous and nothing is folded. chunk_groups batches of neighbouring
@@ -105,6 +106,39 @@ template <class S, class T>
 struct has_needs_exact<S, T,
                        std::void_t<decltype(S::template needs_exact<T>(
                            std::declval<const typename S::template Total<double>&>()))>> : std::true_type {};
+
+// Kernels that decide several slices at once, lanes across slices
+// (finalize_lanes, for the common case; ext::SliceMapLanes).
+template <class K, class Total, class = void>
+struct decides_lanes : std::false_type {};
+template <class K, class Total>
+struct decides_lanes<K, Total,
+                     std::void_t<decltype(std::declval<const K&>().template finalize_lanes<Batch<double>>(
+                         std::declval<const Total*>()))>> : std::true_type {};
+
+// Statistics whose needs_exact / needs_rescue also test width_of<D> totals
+// at once, and maps that lower width_of<D> decisions at once.
+template <class S, class T, class = void>
+struct has_rescue_lanes : std::false_type {};
+template <class S, class T>
+struct has_rescue_lanes<S, T,
+                        std::void_t<decltype(S::template needs_rescue_lanes<T, Batch<double>>(
+                            std::declval<const typename S::template Total<double>*>()))>> : std::true_type {};
+template <class S, class T, class = void>
+struct has_exact_lanes : std::false_type {};
+template <class S, class T>
+struct has_exact_lanes<S, T,
+                       std::void_t<decltype(S::template needs_exact_lanes<T, Batch<double>>(
+                           std::declval<const typename S::template Total<double>*>()))>> : std::true_type {};
+template <class M, class T, class = void>
+struct has_lower_lanes : std::false_type {};
+template <class M, class T>
+struct has_lower_lanes<M, T,
+                       std::void_t<decltype(M::template lower_lanes<T>(
+                           std::declval<const SliceMapLanes<Batch<double>>&>(),
+                           std::declval<typename lane_traits<Batch<double>>::mask&>(),
+                           std::declval<ext::Params<T, M::fields>*>()))>>
+    : std::true_type {};
 
 template <class K, class = void>
 struct zeroes_skipped : std::false_type {};
@@ -326,6 +360,62 @@ struct SliceEngine {
     return rescue(off, stride);
   }
 
+  // Decides `count` slices from their totals, slice k at offset first + k *
+  // spacing. Kernels with finalize_lanes decide them width_of<Batch<double>>
+  // at a time in vector registers (one slice at a time, rows of 64 floats
+  // queue on the divider: layer norm spent a quarter of its time there); the
+  // lanes they are unsure of, and slices the statistic flags for a second
+  // pass or a rescue, take decide. Checked: as decide's.
+  template <Index Most, bool Checked = false>
+  void decide_many(const Total<double>* totals, Index count, Index first, Index spacing, Index stride,
+                   Params* params) const {
+    count = std::min(count, Most);  // the caller's arrays hold Most: a bound g++ sees
+    Index lanes_end = 0;  // slices [0, lanes_end) are decided in lanes
+    if constexpr (decides_lanes<Kernel, Total<double>>::value && !finalizes_per_slice<Kernel>::value) {
+      using D = Batch<double>;
+      constexpr std::size_t L = width_of<D>;
+      // Whether the statistic tests its totals in lanes (else each lane is
+      // tested alone), and whether the map lowers in lanes.
+      constexpr bool tested = has_rescue_lanes<Stat, T>::value &&
+                              (Checked || !has_needs_exact<Stat, T>::value || has_exact_lanes<Stat, T>::value);
+      constexpr bool lowered = has_lower_lanes<Map, T>::value;
+      std::array<SliceMap<double>, L> maps;
+      std::array<bool, L> unsure;
+      lanes_end = count - count % Index(L);
+      for (Index k = 0; k < lanes_end; k += Index(L)) {
+        const Total<double>* t = totals + k;
+        SliceMapLanes<D> m = kernel.template finalize_lanes<D>(t);
+        if constexpr (tested) {
+          m.unsure = m.unsure | Stat::template needs_rescue_lanes<T, D>(t);
+          if constexpr (has_needs_exact<Stat, T>::value && !Checked)
+            m.unsure = m.unsure | Stat::template needs_exact_lanes<T, D>(t);
+        }
+        if constexpr (lowered) {
+          Map::template lower_lanes<T>(m, m.unsure, params + k);
+          if (tested && xsimd::none(m.unsure)) continue;
+        }
+        m.split(maps, unsure);
+        for (std::size_t l = 0; l < L; ++l) {
+          Params& to = params[k + Index(l)];
+          if (unsure[l] || (!tested && flagged<Checked>(t[l])))
+            set(to, decide<Checked>(t[l], first + (k + Index(l)) * spacing, stride));
+          else if constexpr (!lowered)
+            set(to, Map::template lower<T>(maps[l]));
+        }
+      }
+    }
+    for (Index k = lanes_end; k < count; ++k) set(params[k], decide<Checked>(totals[k], first + k * spacing, stride));
+  }
+
+  // Whether decide would reduce the slice again (needs_exact, unless
+  // Checked) or rescue it.
+  template <bool Checked>
+  static bool flagged(const Total<double>& total) {
+    if constexpr (has_needs_exact<Stat, T>::value && !Checked)
+      if (Stat::template needs_exact<T>(total)) return true;
+    return Stat::template needs_rescue<T>(total);
+  }
+
   // The second pass of a slice needs_exact flagged: its statistic computes
   // every field (contiguous slices in batches, strided ones a lane at a time).
   [[gnu::noinline, gnu::cold]] Params decide_exact(Index off, Index stride) const {
@@ -541,7 +631,7 @@ struct SliceEngine {
   [[gnu::flatten]] void decide_group(Index first, Index count, Params* params) const {
     std::array<Total<double>, max_group> totals;
     for (Index k = 0; k < count; ++k) totals[k] = reduce_slice(slice_in(first + k));
-    for (Index k = 0; k < count; ++k) set(params[k], decide(totals[k], slice_in(first + k), 1));
+    decide_many<max_group>(totals.data(), count, slice_in(first), in.outer_stride, 1, params);
   }
 
   // The offset of contiguous slice o in the inputs.
@@ -682,11 +772,33 @@ struct SliceEngine {
     // flagged column (constant feature columns are common).
     constexpr bool checked = has_needs_exact<Stat, T>::value && !is_scalar_lane<V>;
     if constexpr (checked) {
-      bool again = false;
-      for (Index l = 0; l < groups * L; ++l) again = again || Stat::template needs_exact<T>(totals[l]);
-      if (again) totals = reduce_chunk<V, true>(x, groups);
+      // Batches of W slices holding a flagged one.
+      std::array<bool, capacity * L / W + 1> again{};
+      Index batches_again = 0;
+      for (Index b = 0; b * W < std::min(groups, capacity) * L; ++b) {
+        for (Index l = b * W; l < std::min((b + 1) * W, groups * L); ++l)
+          again[b] = again[b] || Stat::template needs_exact<T>(totals[l]);
+        batches_again += again[b];
+      }
+      // A Wide chunk reduces again only those batches while they are at most
+      // half of it: a batch read alone down the rows costs about a fifth of
+      // the chunk's pass (z-score, RowMajor [1365, 768] float, one constant
+      // column in 128: 390 -> 262 us; every 16th: 390 -> 490 us had each of
+      // the 8 batches gone alone).
+      if (is_wide<V> && batches_again * 2 <= chunk_groups) {
+        for (Index b = 0; b < chunk_groups; ++b)
+          if (again[b]) {
+            const auto batch = reduce_chunk<B, true>(x + b * W, 1);
+            std::copy(batch.begin(), batch.begin() + W, totals.begin() + b * W);
+          }
+      } else if (batches_again > 0) {
+        totals = reduce_chunk<V, true>(x, groups);
+      }
     }
     std::array<Params, capacity * L> p{};  // all set: the unused tail packs zeros
+    // One slice at a time: deciding in lanes made strided chunks slower
+    // (L2, RowMajor [1365, 768] float along axis 0: 175 -> 200 us), where the
+    // decisions are a small share of a chunk's time.
     for (Index l = 0; l < groups * L; ++l) set(p[l], decide<checked>(totals[l], x + l, in.step));
     std::array<Lanes<V>, capacity> params;
     for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);

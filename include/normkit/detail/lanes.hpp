@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <functional>
 #include <limits>
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
@@ -345,6 +346,32 @@ typename lane_traits<V>::mask is_nan(const V& a) {
 }
 
 template <class V>
+typename lane_traits<V>::mask is_finite(const V& a) {
+  if constexpr (is_scalar_lane<V>)
+    return std::isfinite(a);
+  else
+    return xsimd::isfinite(a);
+}
+
+// a and b, a or b: for masks lane by lane, for the bools of scalar lanes
+// without clang's warning about bitwise operators on bool (both sides are
+// evaluated either way).
+template <class M>
+M both(const M& a, const M& b) {
+  if constexpr (std::is_same<M, bool>::value)
+    return a && b;
+  else
+    return a & b;
+}
+template <class M>
+M either(const M& a, const M& b) {
+  if constexpr (std::is_same<M, bool>::value)
+    return a || b;
+  else
+    return a | b;
+}
+
+template <class V>
 V lane_select(const typename lane_traits<V>::mask& m, const V& a, const V& b) {
   if constexpr (is_wide<V>)
     return each([](const auto& c, const auto& x, const auto& y) { return lane_select(c, x, y); }, m, a, b);
@@ -360,6 +387,51 @@ std::array<scalar_of<V>, width_of<V>> lanes_of(const V& v) {
   std::array<scalar_of<V>, width_of<V>> out;
   lane_store(out.data(), v);
   return out;
+}
+
+// What `field` gives for each of width_of<D> consecutive totals, as lanes
+// (a mask where it gives bool): a data member, or a callable such as a
+// lambda calling value(). For finalize_lanes and the statistics' lane tests.
+template <class D, class Total, class Field>
+auto lanes_across(const Total* totals, const Field& field) {
+  using A = scalar_of<D>;
+  using M = std::decay_t<decltype(std::invoke(field, totals[0]))>;
+  alignas(64) std::array<A, width_of<D>> v;
+  for (std::size_t l = 0; l < width_of<D>; ++l) {
+    const M value = std::invoke(field, totals[l]);
+    if constexpr (std::is_same<M, bool>::value)
+      v[l] = value ? A(1) : A(0);
+    else
+      v[l] = A(value);
+  }
+  const D lanes = D::load_aligned(v.data());
+  if constexpr (std::is_same<M, bool>::value)
+    return lanes != D(0);
+  else
+    return lanes;
+}
+
+// Each lane of a batch of doubles rounded to T and back (for float, as
+// static_cast rounds), four lanes per instruction pair where the target has one.
+template <class T, class D>
+D round_to(const D& d) {
+  if constexpr (std::is_same<T, scalar_of<D>>::value) {
+    return d;
+  } else {
+    static_assert(std::is_same<scalar_of<D>, double>::value && std::is_same<T, float>::value, "round_to: double to float");
+#if defined(__AVX512F__)
+    if constexpr (sizeof(D) == 64) return D(_mm512_cvtps_pd(_mm512_cvtpd_ps(d)));
+#endif
+#if defined(__AVX__)
+    if constexpr (sizeof(D) == 32) return D(_mm256_cvtps_pd(_mm256_cvtpd_ps(d)));
+#endif
+#if defined(__SSE2__)
+    if constexpr (sizeof(D) == 16) return D(_mm_cvtps_pd(_mm_cvtpd_ps(d)));
+#endif
+    auto v = lanes_of(d);
+    for (auto& e : v) e = double(float(e));
+    return D::load_unaligned(v.data());
+  }
 }
 
 // Horizontal combination of the lanes under op (sum, max, min, ...),

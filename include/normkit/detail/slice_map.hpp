@@ -13,8 +13,13 @@
 //    and a remainder near 1.
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <limits>
+#include <type_traits>
+
+#include "lanes.hpp"
 
 namespace normkit::detail {
 
@@ -30,6 +35,49 @@ struct SliceMap {
 
   static SliceMap constant(A value) { return {0, 0, 0, true, value}; }
 };
+
+// The decisions of width_of<D> slices at once, lanes across slices (D: a
+// batch of the wide type): what a kernel's optional finalize_lanes returns,
+// so that the divisions and square roots of a group of slices share the
+// divider's vector width instead of queueing one slice at a time. It covers
+// the common case only: lanes marked unsure (NaN, constant or degenerate
+// slices, scales near the limits) are decided again by the scalar finalize.
+template <class D>
+struct SliceMapLanes {
+  using A = scalar_of<D>;
+  static constexpr std::size_t width = width_of<D>;
+
+  D center, scale, offset = D(0), center_lo = D(0);
+  typename lane_traits<D>::mask unsure;
+
+  // Lane l as the SliceMap finalize would have returned (valid where not unsure).
+  void split(std::array<SliceMap<A>, width>& maps, std::array<bool, width>& unsure_at) const {
+    const auto c = lanes_of(center), s = lanes_of(scale), f = lanes_of(offset), lo = lanes_of(center_lo),
+               u = lanes_of(lane_select(unsure, D(1), D(0)));
+    for (std::size_t l = 0; l < width; ++l) {
+      maps[l] = {c[l], s[l], f[l]};
+      maps[l].center_lo = lo[l];
+      unsure_at[l] = u[l] != A(0);
+    }
+  }
+};
+
+// Lanes where d is a finite, nonzero number whose reciprocal is finite: where
+// divided_by(center, d, offset) is {center, 1 / d, offset}, with no split.
+template <class D>
+typename lane_traits<D>::mask plain_divisor(const D& d) {
+  return xsimd::isfinite(d) & (d != D(0)) & xsimd::isfinite(D(1) / d);
+}
+
+// y = x / d in lanes, for a d that plain_divisor accepts (other lanes unsure).
+template <class D>
+SliceMapLanes<D> divided_by_lanes(const D& d) {
+  SliceMapLanes<D> m;
+  m.center = D(0);
+  m.scale = D(1) / d;
+  m.unsure = !plain_divisor(d);
+  return m;
+}
 
 // y = (x - center) / d + offset, for any d (subnormal too; 0 gives inf).
 template <class A>
@@ -58,6 +106,17 @@ struct MapParams {
   T fill_value;
 };
 
+// c - a * b, rounded once where the target has a fused multiply-add (as
+// mul_add in lanes), so that a decision lowered in lanes (lower_lanes) and
+// one lowered alone agree bit for bit whatever the compiler contracts.
+template <class A>
+A minus_product(A c, A a, A b) {
+  if constexpr (has_fused_multiply_add)
+    return std::fma(-a, b, c);
+  else
+    return c - a * b;
+}
+
 template <class T, class A>
 MapParams<T> to_params(const SliceMap<A>& m) {
   if (m.fill) return {T(1), T(0), T(0), T(0), T(1), T(m.fill_value)};
@@ -81,7 +140,7 @@ MapParams<T> to_params(const SliceMap<A>& m) {
   // Fold the part of the center that T cannot hold into the offset (nothing
   // to fold for an exact or infinite center; 0 * inf would be NaN).
   const A center_lo = (std::isfinite(center) ? center - A(center_hi) : A(0)) + m.center_lo * prescale;
-  const A offset = center_lo != A(0) ? m.offset - center_lo * scale : m.offset;
+  const A offset = center_lo != A(0) ? minus_product(m.offset, center_lo, scale) : m.offset;
   return {T(prescale), center_hi, T(scale), T(offset), T(0), T(0)};
 }
 

@@ -81,6 +81,24 @@ struct AffineMap {
     return {{q.prescale, q.center, q.scale, q.offset}, q.fill != T(0), q.fill_value};
   }
 
+  /// lower for width_of<D> decisions at once (the engine's batched decide):
+  /// to_params's common case, a scale that T holds as a normal number, the
+  /// same operations in lanes, written to out[0, width_of<D>); the other
+  /// lanes are added to unsure (what they hold in out is then meaningless).
+  template <class T, class D>
+  static void lower_lanes(const detail::SliceMapLanes<D>& m, typename detail::lane_traits<D>::mask& unsure,
+                          Params<T, fields>* out) {
+    using A = detail::scalar_of<D>;
+    const D magnitude = detail::vabs(m.scale);
+    unsure = unsure | !((magnitude >= D(A(2 * std::numeric_limits<T>::min()))) &
+                        (magnitude <= D(A(std::numeric_limits<T>::max()))));
+    const D center_hi = detail::round_to<T>(m.center);
+    const D center_lo = detail::lane_select(detail::is_finite(m.center), m.center - center_hi, D(0)) + m.center_lo;
+    const D offset = detail::lane_select(center_lo != D(0), detail::mul_add(-center_lo, m.scale, m.offset), m.offset);
+    const auto c = detail::lanes_of(center_hi), s = detail::lanes_of(m.scale), f = detail::lanes_of(offset);
+    for (std::size_t l = 0; l < detail::width_of<D>; ++l) out[l] = {{T(1), T(c[l]), T(s[l]), T(f[l])}, false, T(0)};
+  }
+
   template <bool HasGamma, bool HasBeta, class V, std::size_t K>
   static V apply(const std::array<V, fields>& p, const std::array<V, K>& in, const V& gamma, const V& beta) {
     V y = detail::mul_add(detail::mul_sub(in[0], p[0], p[1]), p[2], p[3]);

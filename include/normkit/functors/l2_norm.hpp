@@ -47,6 +47,18 @@ struct L2Norm {
     return detail::divide_by<A>(norm > eps || std::isnan(norm) ? norm : eps);
   }
 
+  /// finalize for width_of<D> slices at once (the engine's batched decide);
+  /// the lanes it is unsure of are left to finalize.
+  template <class D, class Total>
+  detail::SliceMapLanes<D> finalize_lanes(const Total* t) const {
+    const D sum_sq = detail::lanes_across<D>(t, &Total::value), eps(epsilon);
+    const D d = clamp_squared ? xsimd::sqrt(xsimd::select(sum_sq > eps, sum_sq, eps))
+                              : xsimd::select(xsimd::sqrt(sum_sq) > eps, xsimd::sqrt(sum_sq), eps);
+    auto m = detail::divided_by_lanes(d);
+    m.unsure = m.unsure | xsimd::isnan(sum_sq);
+    return m;
+  }
+
   /// dx = dy / N - x * (sum dy * x) / N^3 where the norm N is not clamped;
   /// dy / epsilon (sqrt(epsilon) with clamp_squared) where it is; 0 for a
   /// zero slice with epsilon = 0.

@@ -54,6 +54,22 @@ struct LayerNorm {
     return map;
   }
 
+  /// finalize for width_of<D> slices at once (the engine's batched decide):
+  /// the same operations in lanes; NaN and constant slices, and divisors
+  /// divided_by would split, are left to finalize.
+  template <class D, class Total>
+  detail::SliceMapLanes<D> finalize_lanes(const Total* t) const {
+    using detail::lanes_across;
+    const D lo = lanes_across<D>(t, &Total::lo), hi = lanes_across<D>(t, &Total::hi);
+    const D d = xsimd::sqrt(lanes_across<D>(t, &Total::m2) / lanes_across<D>(t, &Total::n) + D(epsilon));
+    detail::SliceMapLanes<D> m;
+    m.center = lanes_across<D>(t, &Total::origin);
+    m.scale = D(1) / d;
+    m.center_lo = lanes_across<D>(t, &Total::mean);
+    m.unsure = lanes_across<D>(t, &Total::nan) | (hi == lo) | !detail::plain_divisor(d);
+    return m;
+  }
+
   /// With rstd = 1 / sqrt(var + eps), x_hat = (x - mean) * rstd, g = dy * gamma:
   /// dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat)); dgamma = sum dy * x_hat,
   /// dbeta = sum dy. A constant slice with eps > 0 is no guard (the formula is

@@ -45,6 +45,16 @@ struct RMSNorm {
     return detail::divided_by<A>(0, std::sqrt(mean_sq + A(epsilon)), 0);
   }
 
+  /// finalize for width_of<D> slices at once (the engine's batched decide);
+  /// the lanes it is unsure of are left to finalize.
+  template <class D, class Total>
+  detail::SliceMapLanes<D> finalize_lanes(const Total* t) const {
+    const D mean_sq = detail::lanes_across<D>(t, &Total::value) / detail::lanes_across<D>(t, &Total::n);
+    auto m = detail::divided_by_lanes(xsimd::sqrt(mean_sq + D(epsilon)));
+    m.unsure = m.unsure | xsimd::isnan(mean_sq);
+    return m;
+  }
+
   /// With r = 1 / sqrt(mean(x^2) + eps) and g = dy * gamma:
   /// dx = r * g - x * r^3 * mean(g * x); dgamma = sum dy * x * r, dbeta = sum dy.
   struct Gradient {

@@ -62,6 +62,25 @@ struct ZScore {
     return map;
   }
 
+  /// finalize for width_of<D> slices at once (the engine's batched decide):
+  /// the same operations in lanes; NaN, constant and degenerate slices, and
+  /// divisors divided_by would split, are left to finalize.
+  template <class D, class Total>
+  detail::SliceMapLanes<D> finalize_lanes(const Total* t) const {
+    using detail::lanes_across;
+    const D m = lanes_across<D>(t, &Total::n) - D(ddof);
+    const D lo = lanes_across<D>(t, &Total::lo), hi = lanes_across<D>(t, &Total::hi);
+    const D sd = xsimd::sqrt(lanes_across<D>(t, &Total::m2) / m);
+    const D d = add_epsilon ? sd + D(epsilon) : sd;
+    detail::SliceMapLanes<D> map;
+    map.center = lanes_across<D>(t, &Total::origin);
+    map.scale = D(1) / d;
+    map.center_lo = lanes_across<D>(t, &Total::mean);
+    map.unsure = lanes_across<D>(t, &Total::nan) | !(m > D(0)) | (hi == lo) | !detail::plain_divisor(d);
+    if (!add_epsilon) map.unsure = map.unsure | (sd <= D(epsilon));
+    return map;
+  }
+
   /// With sd the std, x_hat = (x - mean) / sd, m = n - ddof:
   /// dx = (dy - mean(dy) - x_hat * (sum dy * x_hat) / m) / sd; add_epsilon
   /// divides by sd + epsilon instead (and differentiates it). A slice written

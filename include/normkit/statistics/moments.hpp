@@ -108,17 +108,49 @@ struct Moments {
   // so leaving them out changes no result.
   template <class T, class A>
   static bool needs_exact(const Total<A>& t) {
-    if (!(t.lo == -detail::infinity<A>() && t.hi == detail::infinity<A>())) return false;
-    const A spread = A(std::numeric_limits<T>::epsilon()) * (t.origin + t.mean);
-    return t.m2 <= t.n * std::max(spread * spread, tiny_square<T, A>());
+    return bool(exact_test<T>(t.n, t.origin + t.mean, t.m2, t.lo, t.hi));
   }
 
   // Deviations whose squares overflow, or are so small that their squares
   // underflow in the element type, are recomputed in long double.
   template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
-    const A range = t.hi - t.lo;
-    return !std::isfinite(t.m2) || !std::isfinite(t.origin + t.mean) || (range > A(0) && range * range < tiny_square<T, A>());
+    return bool(rescue_test<T>(t.origin + t.mean, t.m2, t.lo, t.hi));
+  }
+
+  // The same tests for width_of<D> consecutive totals at once, in lanes.
+  template <class T, class D, class A>
+  static auto needs_exact_lanes(const Total<A>* t) {
+    using detail::lanes_across;
+    return exact_test<T>(lanes_across<D>(t, &Total<A>::n),
+                         lanes_across<D>(t, &Total<A>::origin) + lanes_across<D>(t, &Total<A>::mean),
+                         lanes_across<D>(t, &Total<A>::m2), lanes_across<D>(t, &Total<A>::lo),
+                         lanes_across<D>(t, &Total<A>::hi));
+  }
+  template <class T, class D, class A>
+  static auto needs_rescue_lanes(const Total<A>* t) {
+    using detail::lanes_across;
+    return rescue_test<T>(lanes_across<D>(t, &Total<A>::origin) + lanes_across<D>(t, &Total<A>::mean),
+                          lanes_across<D>(t, &Total<A>::m2), lanes_across<D>(t, &Total<A>::lo),
+                          lanes_across<D>(t, &Total<A>::hi));
+  }
+
+  // Written once over V, the wide type or a batch of it (the results are
+  // masks for batches).
+  template <class T, class V>
+  static auto exact_test(const V& n, const V& mean, const V& m2, const V& lo, const V& hi) {
+    using A = detail::scalar_of<V>;
+    const V inf(detail::infinity<A>()), tiny(tiny_square<T, A>());
+    const V spread = V(A(std::numeric_limits<T>::epsilon())) * mean, spread2 = spread * spread;
+    const V floor = detail::lane_select(spread2 < tiny, tiny, spread2);  // std::max's NaN handling
+    return detail::both(detail::both(lo == -inf, hi == inf), m2 <= n * floor);
+  }
+  template <class T, class V>
+  static auto rescue_test(const V& mean, const V& m2, const V& lo, const V& hi) {
+    using A = detail::scalar_of<V>;
+    const V range = hi - lo;
+    return detail::either(detail::either(!detail::is_finite(m2), !detail::is_finite(mean)),
+                          detail::both(range > V(0), range * range < V(tiny_square<T, A>())));
   }
 };
 

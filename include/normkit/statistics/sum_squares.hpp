@@ -51,7 +51,7 @@ struct SumSquares {
   // and slices of tiny values.
   template <class T, class A>
   static bool needs_exact(const Total<A>& t) {
-    return t.m == detail::infinity<A>() && t.value() < t.n * tiny_square<T, A>();
+    return bool(exact_test<T>(t.n, t.value(), t.m));
   }
 
   // Squares in the element type overflow for |x| beyond sqrt(max) and lose
@@ -59,7 +59,31 @@ struct SumSquares {
   // are recomputed in long double, whose range holds every square.
   template <class T, class A>
   static bool needs_rescue(const Total<A>& t) {
-    return std::isinf(t.value()) || (t.m > A(0) && t.m * t.m < tiny_square<T, A>());
+    return bool(rescue_test<T>(t.value(), t.m));
+  }
+
+  // The same tests for width_of<D> consecutive totals at once, in lanes.
+  template <class T, class D, class A>
+  static auto needs_exact_lanes(const Total<A>* t) {
+    return exact_test<T>(detail::lanes_across<D>(t, &Total<A>::n), detail::lanes_across<D>(t, &Total<A>::value),
+                         detail::lanes_across<D>(t, &Total<A>::m));
+  }
+  template <class T, class D, class A>
+  static auto needs_rescue_lanes(const Total<A>* t) {
+    return rescue_test<T>(detail::lanes_across<D>(t, &Total<A>::value), detail::lanes_across<D>(t, &Total<A>::m));
+  }
+
+  // Written once over V, the wide type or a batch of it.
+  template <class T, class V>
+  static auto exact_test(const V& n, const V& sum, const V& m) {
+    using A = detail::scalar_of<V>;
+    return detail::both(m == V(detail::infinity<A>()), sum < n * V(tiny_square<T, A>()));
+  }
+  template <class T, class V>
+  static auto rescue_test(const V& sum, const V& m) {
+    using A = detail::scalar_of<V>;
+    return detail::either(detail::vabs(sum) == V(detail::infinity<A>()),
+                          detail::both(m > V(0), m * m < V(tiny_square<T, A>())));
   }
 };
 
