@@ -362,10 +362,11 @@ struct SliceEngine {
 
   // Decides `count` slices from their totals, slice k at offset first + k *
   // spacing. Kernels with finalize_lanes decide them width_of<Batch<double>>
-  // at a time in vector registers (one slice at a time, rows of 64 floats
-  // queue on the divider: layer norm spent a quarter of its time there); the
-  // lanes they are unsure of, and slices the statistic flags for a second
-  // pass or a rescue, take decide. Checked: as decide's.
+  // at a time, with the statistic's tests and the lowering in lanes too: one
+  // slice at a time, their compares, branches and divisions weighed on short
+  // rows (docs/measurements/2026-12-02-decide-in-lanes.md). The lanes they
+  // are unsure of, and slices the statistic flags for a second pass or a
+  // rescue, take decide. Checked: as decide's.
   template <Index Most, bool Checked = false>
   void decide_many(const Total<double>* totals, Index count, Index first, Index spacing, Index stride,
                    Params* params) const {
@@ -782,9 +783,7 @@ struct SliceEngine {
       }
       // A Wide chunk reduces again only those batches while they are at most
       // half of it: a batch read alone down the rows costs about a fifth of
-      // the chunk's pass (z-score, RowMajor [1365, 768] float, one constant
-      // column in 128: 390 -> 262 us; every 16th: 390 -> 490 us had each of
-      // the 8 batches gone alone).
+      // the chunk's pass (docs/measurements/2026-12-02-decide-in-lanes.md).
       if (is_wide<V> && batches_again * 2 <= chunk_groups) {
         for (Index b = 0; b < chunk_groups; ++b)
           if (again[b]) {
@@ -796,9 +795,8 @@ struct SliceEngine {
       }
     }
     std::array<Params, capacity * L> p{};  // all set: the unused tail packs zeros
-    // One slice at a time: deciding in lanes made strided chunks slower
-    // (L2, RowMajor [1365, 768] float along axis 0: 175 -> 200 us), where the
-    // decisions are a small share of a chunk's time.
+    // One slice at a time: decisions are a small share of a chunk's time, and
+    // deciding in lanes measured slower here (same note).
     for (Index l = 0; l < groups * L; ++l) set(p[l], decide<checked>(totals[l], x + l, in.step));
     std::array<Lanes<V>, capacity> params;
     for (Index g = 0; g < capacity; ++g) params[g] = pack<V>(&p[g * L]);

@@ -38,8 +38,8 @@ struct SliceMap {
 
 // The decisions of width_of<D> slices at once, lanes across slices (D: a
 // batch of the wide type): what a kernel's optional finalize_lanes returns,
-// so that the divisions and square roots of a group of slices share the
-// divider's vector width instead of queueing one slice at a time. It covers
+// so that a group of short slices is decided in vector registers rather than
+// one slice at a time through branches and scalar divisions. It covers
 // the common case only: lanes marked unsure (NaN, constant or degenerate
 // slices, scales near the limits) are decided again by the scalar finalize.
 template <class D>
